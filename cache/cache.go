@@ -1,0 +1,161 @@
+package cache
+
+import (
+	"hash/maphash"
+
+	"github.com/miekg/dns"
+)
+
+// State is what Get found.
+type State uint8
+
+// States of a lookup.
+const (
+	// Miss: nothing usable is stored.
+	Miss State = iota
+	// Fresh: the entry is within its TTL.
+	Fresh
+	// Prefetch: fresh, and this caller is the first to ask in the last tenth of the TTL: serve it and
+	// refresh it in the background.
+	Prefetch
+	// Stale: expired, within StaleFor: may be served with TTL 30 when the upstream fails or is slow
+	// (RFC 8767 §4), and should be refreshed.
+	Stale
+)
+
+func (s State) String() string {
+	switch s {
+	case Fresh:
+		return "fresh"
+	case Prefetch:
+		return "prefetch"
+	case Stale:
+		return "stale"
+	}
+	return "miss"
+}
+
+// Cache stores replies by key. It is safe for concurrent use. Its memory is bounded by Config.MaxBytes.
+type Cache struct {
+	cfg    settings
+	seed   maphash.Seed // random per cache, so clients cannot aim every name at one shard
+	shards []shard      // never empty after New
+}
+
+// New returns an empty cache, or an error wrapping ErrConfig when cfg is inconsistent.
+func New(cfg Config) (*Cache, error) {
+	s, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{cfg: s, seed: maphash.MakeSeed(), shards: make([]shard, s.shards)}
+	for i := range c.shards {
+		c.shards[i].budget = s.maxBytes / s.shards
+		c.shards[i].items = make(map[string]*node)
+	}
+	return c, nil
+}
+
+// shardFor picks a key's shard by Lemire's multiply-shift reduction of its hash: no division, any count.
+func (c *Cache) shardFor(key []byte) *shard {
+	h := uint32(maphash.Bytes(c.seed, key))
+	return &c.shards[uint64(h)*uint64(len(c.shards))>>32]
+}
+
+// Get looks key up. It returns the entry and Fresh, Prefetch or Stale, or nil and Miss. It does not
+// allocate; a hit takes the shard's read lock for the map lookup only.
+func (c *Cache) Get(key []byte) (*Entry, State) {
+	s := c.shardFor(key)
+	s.mu.RLock()
+	n := s.items[string(key)]
+	s.mu.RUnlock()
+	if n == nil {
+		s.misses.Add(1)
+		return nil, Miss
+	}
+	age := c.cfg.now().Sub(n.stored)
+	switch {
+	case age < n.lifetime:
+		n.touch()
+		s.hits.Add(1)
+		// The last tenth of the lifetime: the first caller to see it refreshes, once per stored entry.
+		if age >= n.lifetime-n.lifetime/10 && !n.prefetched.Load() && n.prefetched.CompareAndSwap(false, true) {
+			s.prefetches.Add(1)
+			return &n.Entry, Prefetch
+		}
+		return &n.Entry, Fresh
+	case n.servableFor(age, c.cfg.staleFor):
+		n.touch()
+		s.stale.Add(1)
+		return &n.Entry, Stale
+	}
+	s.misses.Add(1)
+	return nil, Miss
+}
+
+// Set stores the reply m under key, a key AppendKey made for m's question, by the package's rules. It
+// returns the entry whenever m could be encoded for that question, stored or not, so a caller can answer
+// the clients waiting for this reply from it; stored says whether later lookups will find it. m is not
+// modified; OPT, TSIG and SIG(0) records are dropped.
+func (c *Cache) Set(key []byte, m *dns.Msg) (e *Entry, stored bool) {
+	e, err := c.Store(key, m)
+	return e, err == nil
+}
+
+// Store is Set with the reason an entry was not stored: an error wrapping one of ErrBadKey,
+// ErrBadMessage (both with a nil Entry), ErrTruncated, ErrUncacheable, ErrNoSOA, ErrZeroTTL, ErrTooBig or
+// ErrKeepStale.
+func (c *Cache) Store(key []byte, m *dns.Msg) (*Entry, error) {
+	s := c.shardFor(key)
+	now := c.cfg.now()
+	n := new(node)
+	built, err := c.cfg.build(&n.Entry, key, m, now)
+	switch {
+	case !built:
+		s.rejected.Add(1)
+		return nil, err
+	case err != nil:
+		s.rejected.Add(1)
+		return &n.Entry, err
+	}
+	n.charge = len(key) + n.Size()
+	if n.charge > s.budget {
+		s.rejected.Add(1)
+		return &n.Entry, ErrTooBig
+	}
+	n.key = string(key)
+	s.mu.Lock()
+	if old := s.items[n.key]; old != nil && n.kind == ServFail && old.servableFor(now.Sub(old.stored), c.cfg.staleFor) {
+		s.mu.Unlock()
+		s.rejected.Add(1)
+		return &n.Entry, ErrKeepStale
+	}
+	s.insert(n, now, c.cfg.staleFor)
+	s.mu.Unlock()
+	s.stored.Add(1)
+	return &n.Entry, nil
+}
+
+// Len returns the number of stored entries, including expired ones not yet evicted.
+func (c *Cache) Len() int {
+	total := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		total += len(s.items)
+		s.mu.RUnlock()
+	}
+	return total
+}
+
+// Bytes returns the memory charged against Config.MaxBytes.
+func (c *Cache) Bytes() int {
+	total := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		total += s.bytes
+		s.mu.RUnlock()
+	}
+	return total
+}

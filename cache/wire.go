@@ -1,0 +1,112 @@
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Offsets in a DNS message header (RFC 1035 §4.1.1).
+const (
+	headerLen = 12
+	offFlags1 = 2 // QR, Opcode, AA, TC, RD
+	offFlags2 = 3 // RA, Z, AD, CD, RCODE
+	offQD     = 4
+	offAN     = 6
+	offNS     = 8
+	offAR     = 10
+
+	bitQR = 0x80 // in flags1
+	bitAA = 0x04 // in flags1
+	bitTC = 0x02 // in flags1
+	bitRD = 0x01 // in flags1
+	bitRA = 0x80 // in flags2
+
+	// rrFixedLen is TYPE, CLASS, TTL and RDLENGTH after an RR's owner name (RFC 1035 §4.1.3).
+	rrFixedLen = 10
+	// soaMinimumLen: MINIMUM is the last 32-bit field of SOA RDATA (RFC 1035 §3.3.13).
+	soaMinimumLen = 4
+)
+
+// Sections of a message, in wire order.
+const (
+	sectionAnswer uint8 = iota
+	sectionNs
+	sectionExtra
+)
+
+var errMalformed = errors.New("malformed message")
+
+// rrInfo locates one resource record inside a packed message.
+type rrInfo struct {
+	section uint8
+	rrtype  uint16
+	ttlOff  int // offset of the 32-bit TTL
+	rdOff   int // offset of RDATA
+	rdLen   int
+}
+
+// walk locates the question name and every RR of a packed message with exactly one question, appending
+// the RRs to rrs. It checks every bound, so it is safe on any input.
+func walk(msg []byte, rrs []rrInfo) (qnameLen int, _ []rrInfo, _ error) {
+	if len(msg) < headerLen || binary.BigEndian.Uint16(msg[offQD:]) != 1 {
+		return 0, rrs, errMalformed
+	}
+	off, err := skipName(msg, headerLen)
+	if err != nil {
+		return 0, rrs, err
+	}
+	qnameLen = off - headerLen
+	if off += 4; off > len(msg) { // QTYPE, QCLASS
+		return 0, rrs, errMalformed
+	}
+	for section, countOff := range [...]int{offAN, offNS, offAR} {
+		for range binary.BigEndian.Uint16(msg[countOff:]) {
+			if off, err = skipName(msg, off); err != nil {
+				return 0, rrs, err
+			}
+			if off+rrFixedLen > len(msg) {
+				return 0, rrs, errMalformed
+			}
+			rr := rrInfo{
+				section: uint8(section),
+				rrtype:  binary.BigEndian.Uint16(msg[off:]),
+				ttlOff:  off + 4,
+				rdOff:   off + rrFixedLen,
+				rdLen:   int(binary.BigEndian.Uint16(msg[off+8:])),
+			}
+			if off = rr.rdOff + rr.rdLen; off > len(msg) {
+				return 0, rrs, errMalformed
+			}
+			rrs = append(rrs, rr)
+		}
+	}
+	if off != len(msg) {
+		return 0, rrs, errMalformed
+	}
+	return qnameLen, rrs, nil
+}
+
+// skipName returns the offset just past the (possibly compressed) name at off. It does not follow
+// pointers: the name ends at the first pointer (RFC 1035 §4.1.4).
+func skipName(msg []byte, off int) (int, error) {
+	for {
+		if off >= len(msg) {
+			return 0, errMalformed
+		}
+		c := int(msg[off])
+		switch c & 0xC0 {
+		case 0x00:
+			if c == 0 {
+				return off + 1, nil
+			}
+			off += 1 + c
+		case 0xC0:
+			if off+2 > len(msg) {
+				return 0, errMalformed
+			}
+			return off + 2, nil
+		default: // 0x40 and 0x80 label types are not in use (RFC 6891 §5)
+			return 0, errMalformed
+		}
+	}
+}

@@ -1,0 +1,197 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/miekg/dns"
+
+	"github.com/podns/podns/cache"
+)
+
+// errTruncated: a TCP reply with TC is a broken upstream; it is never used or cached.
+var errTruncated = errors.New("upstream reply truncated over tcp")
+
+// flightTable collapses identical lookups: while one is in flight, every other asker waits for it.
+type flightTable struct {
+	mu    sync.Mutex // guards calls
+	calls map[string]*call
+}
+
+// call is one shared lookup. Its fields are written by the goroutine that runs it, before done closes;
+// after that they are read-only.
+type call struct {
+	done  chan struct{}
+	msg   *dns.Msg
+	entry *cache.Entry // set when the reply was stored
+	err   error
+}
+
+// doneCall wraps an answer already known (a cache hit) as a finished call.
+func doneCall(m *dns.Msg, err error) *call {
+	c := &call{done: make(chan struct{}), msg: m, err: err}
+	close(c.done)
+	return c
+}
+
+// wait returns the call's reply, or ctx's error if ctx ends first.
+func (c *call) wait(ctx context.Context) (*dns.Msg, error) {
+	select {
+	case <-c.done:
+		return c.msg, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// flight returns the call in flight for key, starting fn as a new one when there is none. A new call runs
+// on the server's background context, not the asker's: others may be waiting for it, and its answer is
+// cached for the next askers even when the first gives up. started reports whether this asker started it.
+func (s *Server) flight(key []byte, fn func(ctx context.Context) (*dns.Msg, error)) (c *call, started bool) {
+	s.flights.mu.Lock()
+	if c = s.flights.calls[string(key)]; c != nil {
+		s.flights.mu.Unlock()
+		s.stats.coalesced.Add(1)
+		return c, false
+	}
+	k := string(key)
+	c = &call{done: make(chan struct{})}
+	s.flights.calls[k] = c
+	s.flights.mu.Unlock()
+
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		ctx, cancel := context.WithTimeout(s.bg, s.cfg.Timeout)
+		defer cancel()
+		c.msg, c.err = fn(ctx)
+		if c.err == nil {
+			c.entry, _ = s.cache.Set([]byte(k), c.msg)
+		}
+		s.flights.mu.Lock()
+		delete(s.flights.calls, k)
+		s.flights.mu.Unlock()
+		close(c.done)
+	}()
+	return c, true
+}
+
+// lookup asks for one FQDN (lower case), from the cache or upstream. force skips a fresh cache entry
+// (refreshes). A stale entry is kept as the fallback when the refresh fails (RFC 8767).
+func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force bool) (h handle) {
+	key, err := keyFor(name, qtype, qclass, do, cd, cache.ViewUpstream)
+	if err != nil {
+		return handle{call: doneCall(nil, err)}
+	}
+	if !force {
+		e, st := s.cache.Get(key)
+		switch st {
+		case cache.Fresh, cache.Prefetch:
+			if st == cache.Prefetch {
+				s.refresh(name, qtype, qclass, do, cd)
+			}
+			m, err := e.Msg(s.now())
+			c := doneCall(m, err)
+			c.entry = e
+			return handle{call: c}
+		case cache.Stale:
+			h.stale = e
+		}
+	}
+	h.call, h.started = s.flight(key, func(ctx context.Context) (*dns.Msg, error) {
+		return s.exchange(ctx, name, qtype, qclass, do, cd)
+	})
+	if h.started {
+		s.stats.cacheMisses.Add(1)
+	}
+	return h
+}
+
+// handle is a lookup under way, with the stale entry to fall back on.
+type handle struct {
+	call    *call
+	stale   *cache.Entry
+	started bool // this lookup sent a query upstream
+}
+
+// wait returns the lookup's reply; usable reports whether it is an answer (NOERROR or NXDOMAIN) rather
+// than a failure. A failed refresh falls back to the stale entry.
+func (h handle) wait(ctx context.Context, s *Server) (m *dns.Msg, usable bool) {
+	m, err := h.call.wait(ctx)
+	if err == nil && answered(m) {
+		return m, true
+	}
+	if h.stale != nil {
+		if sm, err := h.stale.Msg(s.now()); err == nil && answered(sm) {
+			s.stats.staleServed.Add(1)
+			return sm, true
+		}
+	}
+	return m, false
+}
+
+// answered: NOERROR and NXDOMAIN are answers; SERVFAIL, REFUSED and the like are failures of a server,
+// which glibc skips in its search walk.
+func answered(m *dns.Msg) bool {
+	return m != nil && (m.Rcode == dns.RcodeSuccess || m.Rcode == dns.RcodeNameError)
+}
+
+// refresh re-fetches an entry in the background (prefetch), once: the flight table collapses repeats.
+func (s *Server) refresh(name string, qtype, qclass uint16, do, cd bool) {
+	s.stats.prefetches.Add(1)
+	s.lookup(name, qtype, qclass, do, cd, true)
+}
+
+// exchange asks the upstream for one FQDN.
+func (s *Server) exchange(ctx context.Context, name string, qtype, qclass uint16, do, cd bool) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.Question[0].Qclass = qclass
+	m.RecursionDesired = true
+	m.CheckingDisabled = cd
+	if do {
+		m.SetEdns0(ednsUDPSize, true)
+	}
+	s.stats.upstreamQueries.Add(1)
+	r, err := s.up.Exchange(ctx, m)
+	if err != nil {
+		s.stats.upstreamErrors.Add(1)
+		return nil, fmt.Errorf("asking upstream for %s %s: %w", name, dns.TypeToString[qtype], err)
+	}
+	if r.Truncated {
+		s.stats.upstreamErrors.Add(1)
+		return nil, fmt.Errorf("asking upstream for %s %s: %w", name, dns.TypeToString[qtype], errTruncated)
+	}
+	// The OPT record is per hop (RFC 6891 §6.1.1): it never reaches a client or the cache.
+	extra := r.Extra[:0:0]
+	for _, rr := range r.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			extra = append(extra, rr)
+		}
+	}
+	r.Extra = extra
+	return r, nil
+}
+
+// keyFor builds the cache key of a presentation-form name.
+func keyFor(name string, qtype, qclass uint16, do, cd bool, view byte) ([]byte, error) {
+	var wire [maxNameWire]byte
+	n, err := dns.PackDomainName(name, wire[:], 0, nil, false)
+	if err != nil {
+		return nil, fmt.Errorf("packing name %q: %w", name, err)
+	}
+	return cache.AppendKey(make([]byte, 0, n+16), wire[:n], qtype, qclass, do, cd, view), nil
+}
+
+// pairType is the other address type: glibc asks A and AAAA together, so a miss for one fetches both.
+func pairType(qtype uint16) (uint16, bool) {
+	switch qtype {
+	case dns.TypeA:
+		return dns.TypeAAAA, true
+	case dns.TypeAAAA:
+		return dns.TypeA, true
+	}
+	return 0, false
+}

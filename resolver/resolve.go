@@ -1,0 +1,118 @@
+package resolver
+
+import (
+	"context"
+
+	"github.com/miekg/dns"
+
+	"github.com/podns/podns/cache"
+)
+
+// resolve answers a well-formed query: from the cache, from a lookup in flight, or from a new lookup
+// (upstream for a name that is not searched, the search walk for one that is). A zero result means
+// SERVFAIL.
+func (s *Server) resolve(ctx context.Context, q *query) result {
+	if s.cfg.AAAAFilter && q.qtype == dns.TypeAAAA && q.qclass == dns.ClassINET {
+		return result{msg: filteredAAAA(nameString(q.qname))}
+	}
+	name := lowerName(q.qname)
+	var h handle
+	if view := s.view(q); view == cache.ViewUpstream {
+		h = s.lookup(name, q.qtype, q.qclass, q.do, q.cd, false)
+		if other, ok := pairType(q.qtype); ok && h.started && q.qclass == dns.ClassINET {
+			s.lookup(name, other, q.qclass, q.do, q.cd, false)
+		}
+	} else {
+		var ok bool
+		if h, ok = s.searchHandle(q, name); !ok {
+			return result{}
+		}
+	}
+	if h.call.entry != nil { // a cache hit
+		return result{entry: h.call.entry}
+	}
+	wctx := ctx
+	if h.stale != nil {
+		// RFC 8767 §5: the stale answer goes out when the refresh takes longer than the wait, and the
+		// refresh goes on in the background to update the cache.
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, s.cfg.StaleWait)
+		defer cancel()
+	}
+	m, err := h.call.wait(wctx)
+	switch {
+	case err == nil && (answered(m) || h.stale == nil):
+		if e := h.call.entry; e != nil {
+			return result{entry: e}
+		}
+		return result{msg: m}
+	case h.stale != nil:
+		s.stats.staleServed.Add(1)
+		return result{entry: h.stale}
+	}
+	return result{}
+}
+
+// searchHandle finds, or starts, the search walk for a searched name. The composed reply is cached under
+// the client's question, so the next ask is one cache lookup.
+func (s *Server) searchHandle(q *query, name string) (h handle, ok bool) {
+	key, err := keyFor(name, q.qtype, q.qclass, q.do, q.cd, cache.ViewSearch)
+	if err != nil {
+		return h, false
+	}
+	e, st := s.cache.Get(key)
+	switch st {
+	case cache.Fresh, cache.Prefetch:
+		if st == cache.Prefetch {
+			s.prefetch(q)
+		}
+		c := doneCall(nil, nil)
+		c.entry = e
+		return handle{call: c}, true
+	case cache.Stale:
+		h.stale = e
+	}
+	h.call, h.started = s.flight(key, s.walkFunc(q, name, st == cache.Stale))
+	return h, true
+}
+
+// walkFunc is the search walk for q, to run as a flight.
+func (s *Server) walkFunc(q *query, name string, force bool) func(ctx context.Context) (*dns.Msg, error) {
+	qname := nameString(q.qname)
+	qtype, qclass, do, cd := q.qtype, q.qclass, q.do, q.cd
+	return func(ctx context.Context) (*dns.Msg, error) {
+		return s.walk(ctx, walkQuestion{qname: qname, name: name, qtype: qtype, qclass: qclass, do: do, cd: cd}, force)
+	}
+}
+
+// prefetch refreshes q's answer in the background: the client was answered from the cache in the last
+// tenth of the entry's TTL, so a popular name never expires (DESIGN.md §6).
+func (s *Server) prefetch(q *query) {
+	name := lowerName(q.qname)
+	if s.view(q) == cache.ViewUpstream {
+		s.refresh(name, q.qtype, q.qclass, q.do, q.cd)
+		return
+	}
+	key, err := keyFor(name, q.qtype, q.qclass, q.do, q.cd, cache.ViewSearch)
+	if err != nil {
+		return
+	}
+	s.stats.prefetches.Add(1)
+	s.flight(key, s.walkFunc(q, name, true))
+}
+
+// filteredAAAA is the local NODATA for PODNS_AAAA=filter, with an SOA so that clients cache it
+// (RFC 2308 §5) for its 30 s.
+func filteredAAAA(qname string) *dns.Msg {
+	m := new(dns.Msg)
+	m.Response = true
+	m.Rcode = dns.RcodeSuccess
+	m.Ns = []dns.RR{&dns.SOA{
+		Hdr:     dns.RR_Header{Name: qname, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 30},
+		Ns:      "localhost.",
+		Mbox:    "hostmaster.localhost.",
+		Serial:  1,
+		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 30,
+	}}
+	return m
+}

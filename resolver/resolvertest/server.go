@@ -1,0 +1,133 @@
+package resolvertest
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// Server is an upstream on 127.0.0.1 that answers from Zones over TCP, and listens on UDP on the same
+// port only to count the packets that reach it (podns must send none).
+type Server struct {
+	Addr       string        // host:port, TCP and UDP
+	UDPPackets atomic.Uint64 // UDP datagrams received
+	TCPQueries atomic.Uint64 // TCP queries answered
+
+	mu      sync.Mutex // guards asked and hook
+	asked   map[string]int
+	hook    func(q *dns.Msg) *dns.Msg
+	zones   *Zones
+	tcp     *dns.Server
+	udpConn net.PacketConn
+}
+
+// Start serves z until the test ends.
+func Start(t testing.TB, z *Zones) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening: %v", err)
+	}
+	pc, err := net.ListenPacket("udp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("listening on udp: %v", err)
+	}
+	s := &Server{Addr: ln.Addr().String(), asked: make(map[string]int), zones: z, udpConn: pc}
+	started := make(chan struct{})
+	s.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(s.serve), NotifyStartedFunc: func() { close(started) }}
+	go s.tcp.ActivateAndServe()
+	<-started
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			s.UDPPackets.Add(1)
+		}
+	}()
+	t.Cleanup(func() {
+		s.tcp.ShutdownContext(context.Background())
+		pc.Close()
+	})
+	return s
+}
+
+func (s *Server) serve(w dns.ResponseWriter, q *dns.Msg) {
+	s.TCPQueries.Add(1)
+	s.mu.Lock()
+	if len(q.Question) == 1 {
+		s.asked[askKey(q.Question[0].Name, q.Question[0].Qtype)]++
+	}
+	hook := s.hook
+	s.mu.Unlock()
+	var r *dns.Msg
+	if hook != nil {
+		r = hook(q)
+	}
+	if r == nil {
+		r = s.zones.Answer(q)
+	}
+	w.WriteMsg(r)
+}
+
+// SetHook makes f answer first; when f returns nil, the zones answer. f may block (a slow upstream).
+func (s *Server) SetHook(f func(q *dns.Msg) *dns.Msg) {
+	s.mu.Lock()
+	s.hook = f
+	s.mu.Unlock()
+}
+
+// Asked returns how many times the server was asked name (any case) and type.
+func (s *Server) Asked(name string, qtype uint16) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asked[askKey(name, qtype)]
+}
+
+func askKey(name string, qtype uint16) string {
+	return strings.ToLower(dns.Fqdn(name)) + "/" + dns.TypeToString[qtype]
+}
+
+// Exchanger answers from zones in process, without sockets: for resolver unit tests. Hook, when set,
+// answers first (return nil to fall through); it may block or return an error.
+type Exchanger struct {
+	Zones *Zones
+	Hook  func(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
+
+	mu    sync.Mutex // guards asked
+	asked map[string]int
+	total atomic.Uint64
+}
+
+// Exchange implements resolver.Exchanger.
+func (e *Exchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+	e.total.Add(1)
+	e.mu.Lock()
+	if e.asked == nil {
+		e.asked = make(map[string]int)
+	}
+	e.asked[askKey(q.Question[0].Name, q.Question[0].Qtype)]++
+	e.mu.Unlock()
+	if e.Hook != nil {
+		if r, err := e.Hook(ctx, q); r != nil || err != nil {
+			return r, err
+		}
+	}
+	return e.Zones.Answer(q), nil
+}
+
+// Asked returns how many times name (any case) and type were asked.
+func (e *Exchanger) Asked(name string, qtype uint16) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.asked[askKey(name, qtype)]
+}
+
+// Total returns how many queries were asked.
+func (e *Exchanger) Total() uint64 { return e.total.Load() }

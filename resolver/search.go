@@ -1,0 +1,117 @@
+package resolver
+
+import (
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// searcher turns a question name into the ordered list of FQDNs that ClusterFirst's resolv.conf would
+// make glibc try (res_query.c __res_context_search):
+//
+//   - fewer dots than ndots: every search domain appended in order, then the name as given;
+//   - at least ndots dots: the name as given, then the search domains;
+//   - names that can only mean themselves go upstream as they are: names under the cluster domain,
+//     reverse names, the root, and the configured suffixes.
+//
+// glibc counts the dots of the name as typed. A query reaches podns as an FQDN, so a name typed with a
+// trailing dot ("example.com.") is searched like "example.com"; that only differs from ClusterFirst when a
+// search candidate of it exists, which no real cluster name does.
+type searcher struct {
+	search   []string // lower-case FQDNs, in order
+	ndots    int
+	noSearch []string // lower-case FQDN suffixes: a name at or under one is not searched
+	// noSearchWire holds noSearch in wire format, for expandsWire.
+	noSearchWire []string
+}
+
+// reverseZones always go upstream as they are: no search domain can turn a PTR name into another.
+var reverseZones = []string{"in-addr.arpa.", "ip6.arpa."}
+
+func newSearcher(search []string, ndots int, noSearch []string) searcher {
+	s := searcher{ndots: ndots}
+	for _, d := range search {
+		d = strings.ToLower(dns.Fqdn(strings.TrimSpace(d)))
+		if d != "." {
+			s.search = append(s.search, d)
+		}
+	}
+	for _, d := range append(append([]string(nil), noSearch...), reverseZones...) {
+		d = strings.ToLower(dns.Fqdn(strings.TrimSpace(d)))
+		if d == "." {
+			continue
+		}
+		var wire [maxNameWire]byte
+		n, err := dns.PackDomainName(d, wire[:], 0, nil, false)
+		if err != nil {
+			continue
+		}
+		s.noSearch = append(s.noSearch, d)
+		s.noSearchWire = append(s.noSearchWire, string(wire[:n]))
+	}
+	return s
+}
+
+// expands reports whether name (a lower-case FQDN) is searched, i.e. whether its answer can come from
+// another name than itself.
+func (s *searcher) expands(name string) bool {
+	if name == "." || len(s.search) == 0 {
+		return false
+	}
+	for _, suffix := range s.noSearch {
+		if dns.IsSubDomain(suffix, name) {
+			return false
+		}
+	}
+	return true
+}
+
+// candidates appends to dst the FQDNs to try for name (a lower-case FQDN), in glibc's order.
+func (s *searcher) candidates(dst []string, name string) []string {
+	if !s.expands(name) {
+		return append(dst, name)
+	}
+	dots := dns.CountLabel(name) - 1
+	asIs := dots >= s.ndots
+	if asIs {
+		dst = append(dst, name)
+	}
+	for _, d := range s.search {
+		// RFC 1035 §3.1: a name is at most 255 octets on the wire (one more than its presentation).
+		if c := name + d; len(c) < 255 {
+			dst = append(dst, c)
+		}
+	}
+	if !asIs {
+		dst = append(dst, name)
+	}
+	return dst
+}
+
+// expandsWire is expands for a lower-case wire-format name, without allocating: the hot path asks it
+// for every query to find the cache key space.
+func (s *searcher) expandsWire(lname []byte) bool {
+	if len(lname) <= 1 || len(s.search) == 0 {
+		return false
+	}
+	for off := 0; off < len(lname) && lname[off] != 0; off += 1 + int(lname[off]) {
+		rest := lname[off:]
+		for _, suffix := range s.noSearchWire {
+			if string(rest) == suffix {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lowerWire appends a lower-case copy of a wire-format name (RFC 4343: ASCII case only).
+func lowerWire(dst, name []byte) []byte {
+	for _, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

@@ -1,0 +1,334 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/podns/podns/resolver/resolvertest"
+)
+
+// clusterFirstCases are the names a pod in namespace "apps" looks up, with the types it asks.
+var clusterFirstCases = []struct {
+	name  string
+	qtype uint16
+}{
+	{"graylog", dns.TypeA},                        // a short service name
+	{"graylog", dns.TypeAAAA},                     // its AAAA: NODATA, with the CNAME to the same FQDN
+	{"graylog.apps", dns.TypeA},                   // svc.ns
+	{"graylog.apps.svc", dns.TypeA},               // svc.ns.svc
+	{"graylog.apps.svc.cluster.local", dns.TypeA}, // a full FQDN
+	{"GrayLog.Apps.Svc.Cluster.Local", dns.TypeA}, // in another case
+	{"db.other", dns.TypeA},                       // another namespace
+	{"kube-dns.kube-system", dns.TypeA},
+	{"dual", dns.TypeAAAA},
+	{"www.example.com", dns.TypeA}, // external
+	{"www.example.com", dns.TypeAAAA},
+	{"alias.example.com", dns.TypeA}, // an external CNAME
+	{"ext", dns.TypeA},               // an ExternalName service: CNAME to www.example.com
+	{"web", dns.TypeA},               // a headless service
+	{"web-0.web", dns.TypeA},         // a headless pod's hostname
+	{"_http._tcp.graylog", dns.TypeSRV},
+	{"_pg._tcp.db.other", dns.TypeSRV},
+	{"example.com", dns.TypeMX},
+	{"txt.example.com", dns.TypeTXT},
+	{"only4.example.com", dns.TypeAAAA}, // external NODATA
+	{"missing", dns.TypeA},              // a missing service
+	{"nope.example.com", dns.TypeA},     // a missing external name
+	{"apps", dns.TypeA},                 // NODATA at apps.svc.cluster.local: glibc's got_nodata
+	{"big", dns.TypeA},                  // 60 records
+	{"many.example.com", dns.TypeA},
+}
+
+// TestClusterFirstAnswers: for every name, the reply through podns carries the records glibc would get
+// under ClusterFirst (resolvertest.ClusterFirst), behind a CNAME from the question to the FQDN found.
+func TestClusterFirstAnswers(t *testing.T) {
+	h := newHarness(t)
+	for _, network := range []string{"tcp", "udp"} {
+		for _, tc := range clusterFirstCases {
+			t.Run(network+"/"+tc.name+"/"+dns.TypeToString[tc.qtype], func(t *testing.T) {
+				m := new(dns.Msg)
+				m.SetQuestion(dns.Fqdn(tc.name), tc.qtype)
+				if network == "udp" {
+					m.SetEdns0(65000, false) // room for the 60 records: truncation has its own test
+				}
+				got := h.exchange(t, network, m)
+				checkClusterFirst(t, h, tc.name, tc.qtype, got)
+			})
+		}
+	}
+}
+
+func checkClusterFirst(t *testing.T, h *harness, name string, qtype uint16, got *dns.Msg) {
+	t.Helper()
+	fqdn, want := resolvertestClusterFirst(h, name, qtype)
+	if got.Rcode != want.Rcode {
+		t.Fatalf("rcode got %s, want %s", dns.RcodeToString[got.Rcode], dns.RcodeToString[want.Rcode])
+	}
+	if !got.RecursionAvailable {
+		t.Errorf("RA got false, want true")
+	}
+	if len(got.Question) != 1 || got.Question[0].Name != dns.Fqdn(name) || got.Question[0].Qtype != qtype {
+		t.Fatalf("question got %v, want %s %s", got.Question, dns.Fqdn(name), dns.TypeToString[qtype])
+	}
+	answer := got.Answer
+	if fqdn != "" && !strings.EqualFold(fqdn, dns.Fqdn(name)) {
+		if len(answer) == 0 {
+			t.Fatalf("answer empty, want a CNAME to %s first", fqdn)
+		}
+		cn, ok := answer[0].(*dns.CNAME)
+		if !ok || !strings.EqualFold(cn.Hdr.Name, dns.Fqdn(name)) || cn.Target != fqdn {
+			t.Fatalf("first answer got %v, want CNAME %s -> %s", answer[0], dns.Fqdn(name), fqdn)
+		}
+		answer = answer[1:]
+	}
+	if g, w := rrStrings(answer), rrStrings(want.Answer); !equalStrings(g, w) {
+		t.Errorf("answer got %v, want %v", g, w)
+	}
+	if len(want.Answer) == 0 && len(got.Ns) == 0 {
+		t.Errorf("negative answer without SOA: clients could not cache it")
+	}
+}
+
+func resolvertestClusterFirst(h *harness, name string, qtype uint16) (string, *dns.Msg) {
+	return resolvertest.ClusterFirst(h.zones, testSearch, 5, name, qtype)
+}
+
+func TestTruncation(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name string
+		edns uint16 // 0: no EDNS
+		max  int
+		tc   bool
+	}{
+		{"no edns", 0, 512, true},
+		{"edns under 512", 300, 512, true},
+		{"edns 1232 holds all 60", 1232, 1232, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion("big.", dns.TypeA)
+			if tt.edns > 0 {
+				m.SetEdns0(tt.edns, false)
+			}
+			packed := rawExchangeUDP(t, h.addr, packMsg(t, m))
+			if len(packed) > tt.max {
+				t.Fatalf("reply of %d bytes, want at most %d", len(packed), tt.max)
+			}
+			var r dns.Msg
+			if err := r.Unpack(packed); err != nil {
+				t.Fatalf("unpacking: %v", err)
+			}
+			if r.Truncated != tt.tc {
+				t.Errorf("TC got %v, want %v", r.Truncated, tt.tc)
+			}
+			as := 0
+			for _, rr := range r.Answer {
+				if _, ok := rr.(*dns.A); ok {
+					as++
+				}
+			}
+			// musl before 1.2.4 uses a truncated reply as it is: it must hold whole records.
+			if tt.tc && (as == 0 || as >= 60) || !tt.tc && as != 60 {
+				t.Errorf("A records got %d, want some but not all 60 when truncated, else 60", as)
+			}
+			if (r.IsEdns0() != nil) != (tt.edns > 0) {
+				t.Errorf("OPT present got %v, want %v", r.IsEdns0() != nil, tt.edns > 0)
+			}
+		})
+	}
+	t.Run("tcp has them all", func(t *testing.T) {
+		r := h.ask(t, "tcp", "big", dns.TypeA)
+		if r.Truncated || len(r.Answer) != 61 {
+			t.Errorf("got TC %v and %d answers, want no TC and a CNAME + 60", r.Truncated, len(r.Answer))
+		}
+	})
+}
+
+// rawExchangeUDP sends one packet and returns the reply's bytes.
+func rawExchangeUDP(t testing.TB, addr string, pkt []byte) []byte {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatalf("dialing: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(pkt); err != nil {
+		t.Fatalf("writing: %v", err)
+	}
+	buf := make([]byte, 65535)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("reading: %v", err)
+	}
+	return buf[:n]
+}
+
+func TestReplyEchoesClient(t *testing.T) {
+	h := newHarness(t)
+	for _, network := range []string{"udp", "tcp"} {
+		for _, rd := range []bool{true, false} {
+			for round := 0; round < 2; round++ { // a miss, then a cache hit
+				m := new(dns.Msg)
+				m.SetQuestion("GrAyLoG.", dns.TypeA)
+				m.Id = 4242
+				m.RecursionDesired = rd
+				r := h.exchange(t, network, m)
+				if r.Id != 4242 || r.Question[0].Name != "GrAyLoG." || r.RecursionDesired != rd || !r.RecursionAvailable || !r.Response {
+					t.Errorf("%s round %d: got id %d question %s RD %v RA %v QR %v, want 4242 GrAyLoG. %v true true",
+						network, round, r.Id, r.Question[0].Name, r.RecursionDesired, rd, r.RecursionAvailable, r.Response)
+				}
+			}
+		}
+	}
+}
+
+func TestErrorReplies(t *testing.T) {
+	h := newHarness(t)
+	h.up.Hook = func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		if strings.HasPrefix(q.Question[0].Name, "broken.") {
+			return nil, errors.New("upstream down")
+		}
+		return nil, nil
+	}
+	notify := new(dns.Msg)
+	notify.SetNotify("example.com.")
+	twoQ := new(dns.Msg)
+	twoQ.SetQuestion("a.", dns.TypeA)
+	twoQ.Question = append(twoQ.Question, twoQ.Question[0])
+	badVers := new(dns.Msg)
+	badVers.SetQuestion("graylog.", dns.TypeA)
+	badVers.SetEdns0(1232, false)
+	badVers.Extra[0].(*dns.OPT).SetVersion(1)
+	broken := new(dns.Msg)
+	broken.SetQuestion("broken.example.com.", dns.TypeA)
+	chaos := new(dns.Msg)
+	chaos.SetQuestion("id.server.", dns.TypeTXT)
+	chaos.Question[0].Qclass = dns.ClassCHAOS
+	tests := []struct {
+		name  string
+		q     *dns.Msg
+		rcode int
+		echo  bool // question echoed
+	}{
+		{"notify", notify, dns.RcodeNotImplemented, false},
+		{"two questions", twoQ, dns.RcodeFormatError, false},
+		{"edns version 1", badVers, dns.RcodeBadVers, true},
+		{"upstream fails", broken, dns.RcodeServerFailure, true},
+		{"chaos id.server", chaos, dns.RcodeSuccess, true},
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tt := range tests {
+			t.Run(network+"/"+tt.name, func(t *testing.T) {
+				r := h.exchange(t, network, tt.q)
+				if r.Rcode != tt.rcode {
+					t.Errorf("rcode got %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tt.rcode])
+				}
+				if r.Id != tt.q.Id || !r.RecursionAvailable {
+					t.Errorf("id/RA got %d/%v, want %d/true", r.Id, r.RecursionAvailable, tt.q.Id)
+				}
+				if tt.echo && (len(r.Question) != 1 || r.Question[0] != tt.q.Question[0]) {
+					t.Errorf("question got %v, want %v", r.Question, tt.q.Question[0])
+				}
+			})
+		}
+	}
+	t.Run("garbage gets FORMERR or nothing, never a crash", func(t *testing.T) {
+		pkt := []byte{0xAB, 0xCD, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x3F, 'x'}
+		r := rawExchangeUDP(t, h.addr, pkt)
+		var m dns.Msg
+		if err := m.Unpack(r); err != nil || m.Rcode != dns.RcodeFormatError || m.Id != 0xABCD {
+			t.Errorf("got %v (err %v), want FORMERR with id 0xABCD", m.MsgHdr, err)
+		}
+	})
+}
+
+// TestCoalescing: 100 clients asking the same uncached name at once cause one upstream query.
+func TestCoalescing(t *testing.T) {
+	h := newHarness(t)
+	release := make(chan struct{})
+	h.up.Hook = func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		<-release // hold the first query until every client has asked
+		return nil, nil
+	}
+	const clients = 100
+	var wg sync.WaitGroup
+	errs := make(chan string, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+			m := new(dns.Msg)
+			m.SetQuestion("graylog.apps.svc.cluster.local.", dns.TypeTXT)
+			r, _, err := c.Exchange(m, h.addr)
+			if err != nil || r.Rcode != dns.RcodeSuccess {
+				errs <- "exchange failed"
+			}
+		}()
+	}
+	waitFor(t, func() bool { return h.srv.Stats().Coalesced >= clients-1 })
+	close(release)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if got := h.up.Asked("graylog.apps.svc.cluster.local.", dns.TypeTXT); got != 1 {
+		t.Errorf("upstream queries got %d, want 1", got)
+	}
+}
+
+// TestPairing: glibc asks A then AAAA; podns's miss for A fetched AAAA too, so the AAAA is a cache hit.
+func TestPairing(t *testing.T) {
+	for _, name := range []string{"graylog", "www.example.com.cluster.local", "dual.apps.svc.cluster.local"} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t)
+			h.ask(t, "udp", name, dns.TypeA)
+			waitFor(t, func() bool { return h.srv.Stats().UpstreamQueries == h.up.Total() && h.inflight() == 0 })
+			before := h.up.Total()
+			r := h.ask(t, "udp", name, dns.TypeAAAA)
+			if after := h.up.Total(); after != before {
+				t.Errorf("upstream queries for the AAAA got %d, want 0", after-before)
+			}
+			checkClusterFirst(t, h, name, dns.TypeAAAA, r)
+		})
+	}
+}
+
+func (h *harness) inflight() int {
+	h.srv.flights.mu.Lock()
+	defer h.srv.flights.mu.Unlock()
+	return len(h.srv.flights.calls)
+}
+
+func TestNoSearchForOtherClasses(t *testing.T) {
+	h := newHarness(t)
+	m := new(dns.Msg)
+	m.SetQuestion("graylog.", dns.TypeA)
+	m.Question[0].Qclass = dns.ClassHESIOD
+	h.exchange(t, "tcp", m)
+	if got := h.up.Asked("graylog.apps.svc.cluster.local.", dns.TypeA); got != 0 {
+		t.Errorf("search candidates asked %d times for class HS, want 0", got)
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within 5s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -93,9 +93,7 @@ func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force bool) (
 				s.refresh(name, qtype, qclass, do, cd)
 			}
 			m, err := e.Msg(s.now())
-			c := doneCall(m, err)
-			c.entry = e
-			return handle{call: c}
+			return handle{call: doneCall(m, err), hit: e}
 		case cache.Stale:
 			h.stale = e
 		}
@@ -112,6 +110,7 @@ func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force bool) (
 // handle is a lookup under way, with the stale entry to fall back on.
 type handle struct {
 	call    *call
+	hit     *cache.Entry // the fresh cache entry that answered, if one did
 	stale   *cache.Entry
 	started bool // this lookup sent a query upstream
 }

@@ -28,8 +28,8 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 			return result{}
 		}
 	}
-	if h.call.entry != nil { // a cache hit
-		return result{entry: h.call.entry}
+	if h.hit != nil {
+		return result{entry: h.hit}
 	}
 	wctx := ctx
 	if h.stale != nil {
@@ -66,9 +66,7 @@ func (s *Server) searchHandle(q *query, name string) (h handle, ok bool) {
 		if st == cache.Prefetch {
 			s.prefetch(q)
 		}
-		c := doneCall(nil, nil)
-		c.entry = e
-		return handle{call: c}, true
+		return handle{call: doneCall(nil, nil), hit: e}, true
 	case cache.Stale:
 		h.stale = e
 	}

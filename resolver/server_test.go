@@ -194,12 +194,12 @@ func TestReplyEchoesClient(t *testing.T) {
 
 func TestErrorReplies(t *testing.T) {
 	h := newHarness(t)
-	h.up.Hook = func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 		if strings.HasPrefix(q.Question[0].Name, "broken.") {
 			return nil, errors.New("upstream down")
 		}
 		return nil, nil
-	}
+	})
 	notify := new(dns.Msg)
 	notify.SetNotify("example.com.")
 	twoQ := new(dns.Msg)
@@ -256,10 +256,10 @@ func TestErrorReplies(t *testing.T) {
 func TestCoalescing(t *testing.T) {
 	h := newHarness(t)
 	release := make(chan struct{})
-	h.up.Hook = func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 		<-release // hold the first query until every client has asked
 		return nil, nil
-	}
+	})
 	const clients = 100
 	var wg sync.WaitGroup
 	errs := make(chan string, clients)

@@ -94,15 +94,21 @@ func askKey(name string, qtype uint16) string {
 	return strings.ToLower(dns.Fqdn(name)) + "/" + dns.TypeToString[qtype]
 }
 
-// Exchanger answers from zones in process, without sockets: for resolver unit tests. Hook, when set,
-// answers first (return nil to fall through); it may block or return an error.
+// Exchanger answers from zones in process, without sockets: for resolver unit tests.
 type Exchanger struct {
 	Zones *Zones
-	Hook  func(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
 
-	mu    sync.Mutex // guards asked
+	mu    sync.Mutex // guards the fields below
 	asked map[string]int
+	hook  func(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
 	total atomic.Uint64
+}
+
+// SetHook makes f answer first (return nil, nil to fall through to the zones); f may block or fail.
+func (e *Exchanger) SetHook(f func(ctx context.Context, q *dns.Msg) (*dns.Msg, error)) {
+	e.mu.Lock()
+	e.hook = f
+	e.mu.Unlock()
 }
 
 // Exchange implements resolver.Exchanger.
@@ -113,9 +119,10 @@ func (e *Exchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) 
 		e.asked = make(map[string]int)
 	}
 	e.asked[askKey(q.Question[0].Name, q.Question[0].Qtype)]++
+	hook := e.hook
 	e.mu.Unlock()
-	if e.Hook != nil {
-		if r, err := e.Hook(ctx, q); r != nil || err != nil {
+	if hook != nil {
+		if r, err := hook(ctx, q); r != nil || err != nil {
 			return r, err
 		}
 	}

@@ -184,8 +184,12 @@ func keyFor(name string, qtype, qclass uint16, do, cd bool, view byte) ([]byte, 
 	return cache.AppendKey(make([]byte, 0, n+16), wire[:n], qtype, qclass, do, cd, view), nil
 }
 
-// pairType is the other address type: glibc asks A and AAAA together, so a miss for one fetches both.
-func pairType(qtype uint16) (uint16, bool) {
+// pairFor is the other address type to fetch with qtype: glibc asks A and AAAA together, so a miss for
+// one fetches both. With AAAA filtered there is no pair: AAAA never goes upstream.
+func (s *Server) pairFor(qtype, qclass uint16) (uint16, bool) {
+	if qclass != dns.ClassINET || s.cfg.AAAAFilter {
+		return 0, false
+	}
 	switch qtype {
 	case dns.TypeA:
 		return dns.TypeAAAA, true

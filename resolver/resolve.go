@@ -19,7 +19,7 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 	var h handle
 	if view := s.view(q); view == cache.ViewUpstream {
 		h = s.lookup(name, q.qtype, q.qclass, q.do, q.cd, false)
-		if other, ok := pairType(q.qtype); ok && h.started && q.qclass == dns.ClassINET {
+		if other, ok := s.pairFor(q.qtype, q.qclass); ok && h.started {
 			s.lookup(name, other, q.qclass, q.do, q.cd, false)
 		}
 	} else {

@@ -34,8 +34,7 @@ type walkQuestion struct {
 // A later candidate's answer is used only once the earlier ones are known to be empty.
 func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Msg, error) {
 	cands := s.search.candidates(make([]string, 0, 4), wq.name)
-	other, paired := pairType(wq.qtype)
-	paired = paired && wq.qclass == dns.ClassINET
+	other, paired := s.pairFor(wq.qtype, wq.qclass)
 	primary := make([]handle, len(cands))
 	var second []handle
 	if paired {

@@ -1,0 +1,234 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/podns/podns/cache"
+)
+
+func ttlOf(t *testing.T, r *dns.Msg, rrtype uint16) uint32 {
+	t.Helper()
+	for _, rr := range append(r.Answer, r.Ns...) {
+		if rr.Header().Rrtype == rrtype {
+			return rr.Header().Ttl
+		}
+	}
+	t.Fatalf("no %s record in %v", dns.TypeToString[rrtype], r)
+	return 0
+}
+
+// TestCachedTTLDecrements: a hit carries the TTL left, not the TTL stored.
+func TestCachedTTLDecrements(t *testing.T) {
+	h := newHarness(t)
+	const fqdn = "graylog.apps.svc.cluster.local"
+	if got := ttlOf(t, h.ask(t, "udp", fqdn, dns.TypeA), dns.TypeA); got != 30 {
+		t.Fatalf("first TTL got %d, want 30", got)
+	}
+	h.clock.Advance(12 * time.Second)
+	if got := ttlOf(t, h.ask(t, "udp", fqdn, dns.TypeA), dns.TypeA); got != 18 {
+		t.Errorf("TTL after 12s got %d, want 18", got)
+	}
+	if got := h.up.Asked(fqdn, dns.TypeA); got != 1 {
+		t.Errorf("upstream queries got %d, want 1", got)
+	}
+}
+
+// TestNegativeCaching: NXDOMAIN is kept for min(SOA TTL, SOA MINIMUM) = 5 s (RFC 2308 §5).
+func TestNegativeCaching(t *testing.T) {
+	h := newHarness(t)
+	const fqdn = "missing.apps.svc.cluster.local"
+	for i := 0; i < 3; i++ {
+		if r := h.ask(t, "udp", fqdn, dns.TypeA); r.Rcode != dns.RcodeNameError {
+			t.Fatalf("rcode got %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+		}
+	}
+	if got := h.up.Asked(fqdn, dns.TypeA); got != 1 {
+		t.Errorf("upstream queries within the negative TTL got %d, want 1", got)
+	}
+	h.clock.Advance(6 * time.Second)
+	h.ask(t, "udp", fqdn, dns.TypeA)
+	if got := h.up.Asked(fqdn, dns.TypeA); got != 2 {
+		t.Errorf("upstream queries after the negative TTL got %d, want 2", got)
+	}
+}
+
+// TestComposedReplyExpiresWithItsParts: www.example.com was found after three cluster NXDOMAINs that
+// are cacheable for 5 s; the composed reply must not outlive them, so a service created later named
+// www.example.com.apps.svc.cluster.local is seen 5 s later, as ClusterFirst would see it.
+func TestComposedReplyExpiresWithItsParts(t *testing.T) {
+	h := newHarness(t)
+	r := h.ask(t, "udp", "www.example.com", dns.TypeA)
+	if got := ttlOf(t, r, dns.TypeA); got > 5 {
+		t.Errorf("composed TTL got %d, want at most 5 (the cluster NXDOMAINs' negative TTL)", got)
+	}
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		if q.Question[0].Name != "www.example.com.apps.svc.cluster.local." || q.Question[0].Qtype != dns.TypeA {
+			return nil, nil
+		}
+		r := new(dns.Msg)
+		r.SetReply(q)
+		rr, _ := dns.NewRR("www.example.com.apps.svc.cluster.local. 30 IN A 10.9.9.9")
+		r.Answer = []dns.RR{rr}
+		return r, nil
+	})
+	h.clock.Advance(6 * time.Second)
+	r = h.ask(t, "udp", "www.example.com", dns.TypeA)
+	if len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != "www.example.com.apps.svc.cluster.local." {
+		t.Errorf("after 6s got %v, want the CNAME to the new service and its A", r.Answer)
+	}
+}
+
+// TestServeStale: with the upstream down, an expired answer goes out with TTL 30 (RFC 8767 §4), for
+// searched and unsearched names; with the upstream slow, it goes out after StaleWait.
+func TestServeStale(t *testing.T) {
+	for _, name := range []string{"graylog", "graylog.apps.svc.cluster.local"} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, func(c *Config, _ *cache.Config) { c.StaleWait = 50 * time.Millisecond })
+			h.ask(t, "udp", name, dns.TypeA)
+			h.clock.Advance(40 * time.Second) // past the 30 s TTL
+			h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+				return nil, errors.New("upstream down")
+			})
+			r := h.ask(t, "udp", name, dns.TypeA)
+			if r.Rcode != dns.RcodeSuccess || ttlOf(t, r, dns.TypeA) != 30 {
+				t.Errorf("with upstream down got %s %v, want NOERROR with TTL 30", dns.RcodeToString[r.Rcode], r.Answer)
+			}
+			release := make(chan struct{})
+			defer close(release)
+			h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return nil, errors.New("too slow")
+			})
+			start := time.Now()
+			r = h.ask(t, "udp", name, dns.TypeA)
+			if took := time.Since(start); took > time.Second || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+				t.Errorf("with upstream slow got %s after %v, want the stale answer after about 50ms", dns.RcodeToString[r.Rcode], took)
+			}
+			if h.srv.Stats().StaleServed < 2 {
+				t.Errorf("stale served got %d, want at least 2", h.srv.Stats().StaleServed)
+			}
+		})
+	}
+}
+
+// TestPrefetch: a hit in the last tenth of the TTL refreshes the entry in the background, once.
+func TestPrefetch(t *testing.T) {
+	for _, tc := range []struct{ name, fqdn string }{
+		{"graylog.apps.svc.cluster.local", "graylog.apps.svc.cluster.local"},
+		{"graylog", "graylog.apps.svc.cluster.local"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.ask(t, "udp", tc.name, dns.TypeA)
+			h.clock.Advance(20 * time.Second) // 10 s left of 30: not yet
+			h.ask(t, "udp", tc.name, dns.TypeA)
+			if got := h.up.Asked(tc.fqdn, dns.TypeA); got != 1 {
+				t.Fatalf("upstream queries before the last tenth got %d, want 1", got)
+			}
+			h.clock.Advance(8 * time.Second) // 2 s left: the last tenth
+			for i := 0; i < 3; i++ {
+				if r := h.ask(t, "udp", tc.name, dns.TypeA); len(r.Answer) == 0 {
+					t.Fatalf("got no answer during prefetch")
+				}
+			}
+			waitFor(t, func() bool { return h.up.Asked(tc.fqdn, dns.TypeA) >= 2 && h.inflight() == 0 })
+			if got := h.up.Asked(tc.fqdn, dns.TypeA); got != 2 {
+				t.Errorf("upstream queries after prefetch got %d, want 2", got)
+			}
+			h.clock.Advance(5 * time.Second) // past the old expiry: the refreshed entry answers
+			before := h.up.Total()
+			if r := h.ask(t, "udp", tc.name, dns.TypeA); len(r.Answer) == 0 || h.up.Total() != before {
+				t.Errorf("after the old expiry got %d answers and %d upstream queries, want answers from the cache", len(r.Answer), h.up.Total()-before)
+			}
+		})
+	}
+}
+
+func TestAAAAFilter(t *testing.T) {
+	h := newHarness(t, func(c *Config, _ *cache.Config) { c.AAAAFilter = true })
+	for _, name := range []string{"dual", "www.example.com", "dual.apps.svc.cluster.local"} {
+		r := h.ask(t, "udp", name, dns.TypeAAAA)
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 || len(r.Ns) != 1 {
+			t.Errorf("%s AAAA got %s answer %v ns %v, want NODATA with an SOA", name, dns.RcodeToString[r.Rcode], r.Answer, r.Ns)
+		}
+		if r := h.ask(t, "udp", name, dns.TypeA); len(r.Answer) == 0 {
+			t.Errorf("%s A got no answer", name)
+		}
+	}
+	waitFor(t, func() bool { return h.inflight() == 0 })
+	for _, fqdn := range []string{"dual.apps.svc.cluster.local", "www.example.com"} {
+		if got := h.up.Asked(fqdn, dns.TypeAAAA); got != 0 {
+			t.Errorf("upstream AAAA queries for %s got %d, want 0", fqdn, got)
+		}
+	}
+}
+
+// TestAllCandidatesFail: SERVFAIL (never silence, never REFUSED) when no candidate can be asked.
+func TestAllCandidatesFail(t *testing.T) {
+	h := newHarness(t)
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		r := new(dns.Msg)
+		r.SetRcode(q, dns.RcodeServerFailure)
+		return r, nil
+	})
+	for _, name := range []string{"graylog", "www.example.com", "graylog.apps.svc.cluster.local"} {
+		if r := h.ask(t, "udp", name, dns.TypeA); r.Rcode != dns.RcodeServerFailure {
+			t.Errorf("%s got %s, want SERVFAIL", name, dns.RcodeToString[r.Rcode])
+		}
+	}
+}
+
+// TestFailedCandidateIsSkipped: glibc skips a search candidate whose server failed; so does podns, and
+// the answer it then finds is not cached past now.
+func TestFailedCandidateIsSkipped(t *testing.T) {
+	h := newHarness(t)
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		if q.Question[0].Name == "www.example.com.apps.svc.cluster.local." {
+			return nil, errors.New("timeout")
+		}
+		return nil, nil
+	})
+	r := h.ask(t, "udp", "www.example.com", dns.TypeA)
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || ttlOf(t, r, dns.TypeA) != 0 {
+		t.Errorf("got %s %v, want the A of www.example.com with TTL 0", dns.RcodeToString[r.Rcode], r.Answer)
+	}
+}
+
+// TestShutdownAnswersInFlight: a query read before Shutdown is answered.
+func TestShutdownAnswersInFlight(t *testing.T) {
+	h := newHarness(t)
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		time.Sleep(200 * time.Millisecond)
+		return nil, nil
+	})
+	got := make(chan *dns.Msg, 2)
+	for _, network := range []string{"udp", "tcp"} {
+		go func() {
+			c := &dns.Client{Net: network, Timeout: 3 * time.Second}
+			m := new(dns.Msg)
+			m.SetQuestion("graylog.apps.svc.cluster.local.", dns.TypeA)
+			r, _, _ := c.Exchange(m, h.addr)
+			got <- r
+		}()
+	}
+	waitFor(t, func() bool { return h.inflight() > 0 })
+	time.Sleep(20 * time.Millisecond) // let the TCP query be read too
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for i := 0; i < 2; i++ {
+		if r := <-got; r == nil || len(r.Answer) != 1 {
+			t.Errorf("reply %d got %v, want the answer", i, r)
+		}
+	}
+}

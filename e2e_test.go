@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// e2eCleanupMargin is kept free before the test binary's deadline so that the namespaces are always
+// removed by t.Cleanup: a test killed by -timeout would leave them behind.
+const e2eCleanupMargin = 30 * time.Second
+
+// e2eTools maps each program the suite runs to the Debian package that ships it, so a skip tells CI
+// exactly what to install.
+func e2eTools() map[string]string {
+	return map[string]string{
+		"ip":              "iproute2",
+		"nft":             "nftables",
+		"sysctl":          "procps",
+		"knotd":           "knot",
+		"unbound":         "unbound",
+		"unbound-control": "unbound",
+		"dig":             "bind9-dnsutils",
+		"gcc":             "gcc",
+		"musl-gcc":        "musl-tools",
+	}
+}
+
+// e2eSkip skips the test, or fails it when PODNS_E2E_REQUIRE is set: CI sets it so that a missing tool or
+// privilege there is an error, not a silently skipped suite.
+func e2eSkip(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("PODNS_E2E_REQUIRE") != "" {
+		t.Fatalf("end-to-end suite cannot run and PODNS_E2E_REQUIRE is set: "+format, args...)
+	}
+	t.Skipf("skipping the end-to-end suite: "+format, args...)
+}
+
+// requireE2E skips the test unless it runs as root with every tool installed.
+func requireE2E(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping the end-to-end suite in -short mode")
+	}
+	if os.Geteuid() != 0 {
+		e2eSkip(t, "it needs root to create network namespaces (CI runs it as root)")
+	}
+	var missing []string
+	for prog, pkg := range e2eTools() {
+		if _, err := exec.LookPath(prog); err != nil {
+			missing = append(missing, prog+" (Debian package "+pkg+")")
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		e2eSkip(t, "missing %s", strings.Join(missing, ", "))
+	}
+}
+
+// e2eContext ends e2eCleanupMargin before the test's deadline.
+func e2eContext(t *testing.T) context.Context {
+	ctx := t.Context()
+	if deadline, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-e2eCleanupMargin))
+		t.Cleanup(cancel)
+	}
+	return ctx
+}
+
+// TestE2E is issue 7's "Kubernetes in a box": a kube-dns namespace (Unbound in front of Knot, serving
+// testdata/zones) behind the ClusterIP 10.96.0.10, which each pod namespace DNATs to it; one pod with
+// ClusterFirst's resolv.conf, one with podns on 127.0.0.1:53; glibc, musl and dig as clients. It checks
+// that podns gives the answers ClusterFirst gives, then measures both under 3% random UDP loss.
+//
+// It needs root and the tools of e2eTools; CI runs it as root with PODNS_E2E_REQUIRE=1.
+func TestE2E(t *testing.T) {
+	requireE2E(t)
+	prefix := e2eNetnsPrefix + strconv.Itoa(os.Getpid())
+	t.Cleanup(func() {
+		// Registered first, so it runs last: every namespace of the run must be gone.
+		if left, err := netnsLeft(prefix); err != nil || len(left) > 0 {
+			t.Errorf("namespaces left after cleanup: %v (%v)", left, err)
+		}
+	})
+	w := newE2EWorld(e2eContext(t), t)
+	clients := w.buildClients()
+	w.startKnot()
+	unbound := w.startUnbound()
+	w.waitClusterIP(w.cf, unbound)
+	w.waitClusterIP(w.podns, unbound)
+
+	// ClusterFirst, as the kubelet writes it for a pod in namespace "apps" with the default
+	// dnsPolicy.
+	w.setResolvConf(w.cf, "search apps.svc.cluster.local svc.cluster.local cluster.local\n"+
+		"nameserver "+e2eClusterIP+"\n"+
+		"options ndots:5\n")
+	// podns, as the kubelet writes it for the documented pod spec (dnsPolicy: None, nameservers:
+	// [127.0.0.1]) and nothing else: no search list (podns expands names itself), and no options,
+	// since any we added would measure a configuration users do not have.
+	w.setResolvConf(w.podns, "nameserver 127.0.0.1\n")
+	podns := w.startPodns(w.buildPodns())
+
+	var reference map[string]map[string]string
+	t.Run("answers", func(t *testing.T) {
+		reference = testAnswers(t, w, clients)
+		testDigAnswers(t, w)
+	})
+	if reference == nil {
+		t.Fatal("no reference answers: the answers phase stopped early")
+	}
+	t.Run("loss", func(t *testing.T) {
+		testLoss(t, w, clients, reference, podns)
+	})
+
+	for _, pod := range []*e2ePod{w.cf, w.podns} {
+		if escaped := w.nftCounters(pod.netns)["escaped"]; escaped != 0 {
+			t.Errorf("%s: %d packets tried to leave for an address outside the test world, want 0", pod.netns, escaped)
+		}
+	}
+}

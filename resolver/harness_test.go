@@ -2,8 +2,6 @@ package resolver
 
 import (
 	"context"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,29 +105,4 @@ func (h *harness) ask(t testing.TB, network, name string, qtype uint16) *dns.Msg
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	return h.exchange(t, network, m)
-}
-
-// rrStrings renders records without TTLs, sorted, for comparing answers.
-func rrStrings(rrs []dns.RR) []string {
-	out := make([]string, 0, len(rrs))
-	for _, rr := range rrs {
-		rr = dns.Copy(rr)
-		rr.Header().Ttl = 0
-		rr.Header().Name = strings.ToLower(rr.Header().Name)
-		out = append(out, rr.String())
-	}
-	sort.Strings(out)
-	return out
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

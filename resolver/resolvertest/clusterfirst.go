@@ -1,7 +1,9 @@
 package resolvertest
 
 import (
+	"sort"
 	"strings"
+	"testing"
 
 	"github.com/miekg/dns"
 )
@@ -57,4 +59,84 @@ func ClusterFirst(z *Zones, search []string, ndots int, name string, qtype uint1
 		return "", nodata
 	}
 	return "", ask(name, qtype)
+}
+
+// Cases are the names a pod in namespace "apps" looks up in the testdata zones, with the types it
+// asks: what the end-to-end tests compare with ClusterFirst.
+var Cases = []struct {
+	Name  string
+	Qtype uint16
+}{
+	{"graylog", dns.TypeA},                        // a short service name
+	{"graylog", dns.TypeAAAA},                     // its AAAA: NODATA, with the CNAME to the same FQDN
+	{"graylog.apps", dns.TypeA},                   // svc.ns
+	{"graylog.apps.svc", dns.TypeA},               // svc.ns.svc
+	{"graylog.apps.svc.cluster.local", dns.TypeA}, // a full FQDN
+	{"GrayLog.Apps.Svc.Cluster.Local", dns.TypeA}, // in another case
+	{"db.other", dns.TypeA},                       // another namespace
+	{"kube-dns.kube-system", dns.TypeA},
+	{"dual", dns.TypeAAAA},
+	{"www.example.com", dns.TypeA}, // external
+	{"www.example.com", dns.TypeAAAA},
+	{"alias.example.com", dns.TypeA}, // an external CNAME
+	{"ext", dns.TypeA},               // an ExternalName service: CNAME to www.example.com
+	{"web", dns.TypeA},               // a headless service
+	{"web-0.web", dns.TypeA},         // a headless pod's hostname
+	{"_http._tcp.graylog", dns.TypeSRV},
+	{"_pg._tcp.db.other", dns.TypeSRV},
+	{"example.com", dns.TypeMX},
+	{"txt.example.com", dns.TypeTXT},
+	{"only4.example.com", dns.TypeAAAA}, // external NODATA
+	{"missing", dns.TypeA},              // a missing service
+	{"nope.example.com", dns.TypeA},     // a missing external name
+	{"apps", dns.TypeA},                 // NODATA at apps.svc.cluster.local: glibc's got_nodata
+	{"big", dns.TypeA},                  // 60 records
+	{"many.example.com", dns.TypeA},
+}
+
+// CheckClusterFirst fails t unless got, podns's reply to name/qtype, carries what ClusterFirst gives
+// (ClusterFirst): the same rcode and records, behind a CNAME from the question to the FQDN found when
+// that is another name; RA set; the question echoed; an SOA in a negative answer.
+func CheckClusterFirst(t testing.TB, z *Zones, search []string, ndots int, name string, qtype uint16, got *dns.Msg) {
+	t.Helper()
+	fqdn, want := ClusterFirst(z, search, ndots, name, qtype)
+	if got.Rcode != want.Rcode {
+		t.Fatalf("rcode got %s, want %s", dns.RcodeToString[got.Rcode], dns.RcodeToString[want.Rcode])
+	}
+	if !got.RecursionAvailable {
+		t.Errorf("RA got false, want true")
+	}
+	if len(got.Question) != 1 || got.Question[0].Name != dns.Fqdn(name) || got.Question[0].Qtype != qtype {
+		t.Fatalf("question got %v, want %s %s", got.Question, dns.Fqdn(name), dns.TypeToString[qtype])
+	}
+	answer := got.Answer
+	if fqdn != "" && !strings.EqualFold(fqdn, dns.Fqdn(name)) {
+		if len(answer) == 0 {
+			t.Fatalf("answer empty, want a CNAME to %s first", fqdn)
+		}
+		cn, ok := answer[0].(*dns.CNAME)
+		if !ok || !strings.EqualFold(cn.Hdr.Name, dns.Fqdn(name)) || cn.Target != fqdn {
+			t.Fatalf("first answer got %v, want CNAME %s -> %s", answer[0], dns.Fqdn(name), fqdn)
+		}
+		answer = answer[1:]
+	}
+	if g, w := RRStrings(answer), RRStrings(want.Answer); strings.Join(g, "\n") != strings.Join(w, "\n") {
+		t.Errorf("answer got %v, want %v", g, w)
+	}
+	if len(want.Answer) == 0 && len(got.Ns) == 0 {
+		t.Errorf("negative answer without SOA: clients could not cache it")
+	}
+}
+
+// RRStrings renders records without TTLs, owner names in lower case, sorted: for comparing answers.
+func RRStrings(rrs []dns.RR) []string {
+	out := make([]string, 0, len(rrs))
+	for _, rr := range rrs {
+		rr = dns.Copy(rr)
+		rr.Header().Ttl = 0
+		rr.Header().Name = strings.ToLower(rr.Header().Name)
+		out = append(out, rr.String())
+	}
+	sort.Strings(out)
+	return out
 }

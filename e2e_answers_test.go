@@ -32,8 +32,11 @@ func e2eCases() []e2eCase {
 		{kind: "cross-namespace", name: "db.other", want: "10.0.1.5"},
 		{kind: "cross-namespace", name: "kube-dns.kube-system", want: "10.96.0.10"},
 		{kind: "cross-namespace with svc", name: "db.other.svc", want: "10.0.1.5"},
+		{kind: "service.namespace", name: "graylog.apps", want: "10.0.0.7"},
+		{kind: "service.namespace.svc", name: "graylog.apps.svc", want: "10.0.0.7"},
 		{kind: "FQDN, 4 dots, searched first", name: "graylog.apps.svc.cluster.local", want: "10.0.0.7"},
 		{kind: "FQDN, rooted", name: "graylog.apps.svc.cluster.local.", want: "10.0.0.7"},
+		{kind: "FQDN, mixed case", name: "GrayLog.Apps.Svc.Cluster.Local", want: "10.0.0.7"},
 		{kind: "external", name: "www.example.com", want: "192.0.2.10,2001:db8::10"},
 		{kind: "external, A only", name: "only4.example.com", want: "192.0.2.4"},
 		{kind: "external apex", name: "example.com", want: "192.0.2.1"},
@@ -44,7 +47,7 @@ func e2eCases() []e2eCase {
 		{kind: "headless hostname, 5 dots, as given first", name: "web-1.web.apps.svc.cluster.local",
 			want: "10.0.2.11"},
 		{kind: "missing, short", name: "missing", want: "error:EAI_NONAME"},
-		{kind: "missing, external", name: "nosuch.example.com", want: "error:EAI_NONAME"},
+		{kind: "missing, external", name: "nope.example.com", want: "error:EAI_NONAME"},
 		// An empty non-terminal of the cluster zone: one candidate is NODATA, the others NXDOMAIN.
 		// glibc reports the NODATA it met; musl reports no name.
 		{kind: "empty non-terminal", name: "apps", want: "error:EAI_NODATA", musl: "error:EAI_NONAME"},
@@ -89,6 +92,15 @@ func e2eDigCases() []e2eDigCase {
 		{kind: "A, headless hostname", name: "web-0.web", qtype: "A", status: "NOERROR",
 			want: []string{"A 10.0.2.10"}},
 		{kind: "A, missing", name: "missing", qtype: "A", status: "NXDOMAIN"},
+		{kind: "A, missing external", name: "nope.example.com", qtype: "A", status: "NXDOMAIN"},
+		{kind: "AAAA, NODATA of a short name", name: "graylog", qtype: "AAAA", status: "NOERROR"},
+		{kind: "AAAA, short", name: "dual", qtype: "AAAA", status: "NOERROR", want: []string{"AAAA fd00::8"}},
+		{kind: "AAAA, external", name: "www.example.com", qtype: "AAAA", status: "NOERROR",
+			want: []string{"AAAA 2001:db8::10"}},
+		{kind: "AAAA, external NODATA", name: "only4.example.com", qtype: "AAAA", status: "NOERROR"},
+		{kind: "A, ExternalName CNAME", name: "ext", qtype: "A", status: "NOERROR",
+			want: []string{"A 192.0.2.10"}},
+		{kind: "A, empty non-terminal", name: "apps", qtype: "A", status: "NOERROR"},
 	}
 }
 

@@ -1,0 +1,296 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Attempt budget of one Exchange.
+const (
+	// maxResends: a query lost with its connection is re-sent once on
+	// another (RFC 7766 §6.2.4); a second loss is an error, not a loop.
+	maxResends = 1
+	// maxHedges: asked again after HedgeAfter, and once more after twice
+	// that, the second time on the next server in failover order.
+	maxHedges = 2
+	// maxFreeRetries: attempts never written (their dial failed) are re-sent
+	// without using the re-send, a bounded number of times.
+	maxFreeRetries = 2
+	maxAttempts    = 1 + maxResends + maxHedges + maxFreeRetries
+)
+
+// Kinds of attempt.
+const (
+	kindFirst uint8 = iota
+	kindResend
+	kindHedge
+)
+
+// event tells a call what became of one of its attempts: a reply (buf) or
+// the loss of its connection (err).
+type event struct {
+	e    *entry
+	c    *call
+	buf  []byte
+	err  error
+	sent bool // the query had been written when its connection failed
+}
+
+// call is one Exchange in progress. Only the Exchange goroutine touches its
+// fields, except the entries, which connections guard with their mutex.
+type call struct {
+	wire     []byte     // length-prefixed query; immutable until finish
+	events   chan event // one event per attempt at most: never blocks a sender
+	attempts [maxAttempts]entry
+	kinds    [maxAttempts]uint8
+	n, live  int // attempts used, attempts that may still send an event
+	resends  int
+	hedges   int
+	free     int
+	first    int // pool index of the first attempt
+}
+
+// tried reports whether an attempt of cl already went to cn.
+func (cl *call) tried(cn *conn) bool {
+	for i := range cl.n {
+		if cl.attempts[i].cn == cn {
+			return true
+		}
+	}
+	return false
+}
+
+// exchange runs one query: send, then wait for an answer, a lost
+// connection (re-send), the hedge time (ask again elsewhere), or the end.
+func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dns.Msg, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	deadline := start.Add(c.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = d
+	}
+	wire, err := packQuery(m, c.qbufs.get(2))
+	if err != nil {
+		return nil, err
+	}
+	cl := &call{wire: wire, events: make(chan event, maxAttempts)}
+	defer c.finish(cl)
+	if err := c.send(cl, kindFirst); err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(c.nextWake(cl, start, deadline))
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-cl.events:
+			cl.live--
+			if ev.err == nil {
+				return c.answer(cl, ev, m, start)
+			}
+			if err := c.retry(cl, ev); err != nil {
+				return nil, err
+			}
+		case <-timer.C:
+			now := c.cfg.Now()
+			if !now.Before(deadline) {
+				c.timedOut(cl)
+				return nil, fmt.Errorf("%w after %v", ErrTimeout, now.Sub(start).Round(time.Millisecond))
+			}
+			if cl.hedges < maxHedges && !now.Before(start.Add(time.Duration(cl.hedges+1)*c.cfg.HedgeAfter)) {
+				cl.hedges++
+				if c.send(cl, kindHedge) == nil {
+					c.stats.hedges.Add(1)
+				}
+			}
+			timer.Reset(c.nextWake(cl, start, deadline))
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				c.timedOut(cl)
+				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+			}
+			return nil, ctx.Err()
+		case <-c.stop:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// nextWake is the time until the next hedge or the deadline.
+func (c *Client) nextWake(cl *call, start, deadline time.Time) time.Duration {
+	next := deadline
+	if cl.hedges < maxHedges {
+		if h := start.Add(time.Duration(cl.hedges+1) * c.cfg.HedgeAfter); h.Before(next) {
+			next = h
+		}
+	}
+	return max(next.Sub(c.cfg.Now()), 0)
+}
+
+// send starts an attempt on the first server not down, in failover order;
+// the second hedge starts from the server after the first attempt's.
+func (c *Client) send(cl *call, kind uint8) error {
+	if cl.n == maxAttempts {
+		return ErrBusy
+	}
+	first := -1
+	for i, p := range c.pools {
+		if !p.health.down() {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return fmt.Errorf("%w: all servers down", ErrNoServer)
+	}
+	start := first
+	if kind == kindHedge && cl.hedges == maxHedges {
+		for i := cl.first + 1; i < len(c.pools); i++ {
+			if !c.pools[i].health.down() {
+				start = i
+				break
+			}
+		}
+	}
+	now := c.nowNS()
+	for k := range c.pools {
+		p := c.pools[(start+k)%len(c.pools)]
+		if p.health.down() {
+			continue
+		}
+		for range 3 { // a connection may close between pick and enqueue
+			cn := p.pick(cl, now)
+			if cn == nil {
+				break
+			}
+			if cn.enqueue(cl, &cl.attempts[cl.n], now) {
+				if cl.n == 0 {
+					cl.first = p.idx
+				}
+				cl.kinds[cl.n] = kind
+				cl.n++
+				cl.live++
+				return nil
+			}
+		}
+	}
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return c.noConnErr()
+}
+
+// noConnErr tells apart servers with open connections, all full, from
+// servers with none that can be used now.
+func (c *Client) noConnErr() error {
+	for _, p := range c.pools {
+		p.mu.Lock()
+		n := len(p.conns)
+		p.mu.Unlock()
+		if n > 0 && !p.health.down() {
+			return ErrBusy
+		}
+	}
+	return fmt.Errorf("%w: no connection could be opened", ErrNoServer)
+}
+
+// retry handles the loss of an attempt's connection.
+func (c *Client) retry(cl *call, ev event) error {
+	if errors.Is(ev.err, errShutdown) {
+		return ErrClosed
+	}
+	switch {
+	case !ev.sent && cl.free < maxFreeRetries:
+		cl.free++
+		if c.send(cl, kindResend) == nil {
+			return nil
+		}
+	case ev.sent && cl.resends < maxResends:
+		cl.resends++
+		if c.send(cl, kindResend) == nil {
+			c.stats.resends.Add(1)
+			return nil
+		}
+	}
+	if cl.live > 0 {
+		return nil // a hedge or another re-send may still answer
+	}
+	if !ev.sent {
+		return fmt.Errorf("%w: %w", ErrNoServer, ev.err)
+	}
+	return fmt.Errorf("%w: %w", ErrConnLost, ev.err)
+}
+
+// answer unpacks the reply of ev for the caller.
+func (c *Client) answer(cl *call, ev event, m *dns.Msg, start time.Time) (*dns.Msg, error) {
+	defer c.rbufs.put(ev.buf)
+	r := new(dns.Msg)
+	if err := r.Unpack(ev.buf); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
+	}
+	if r.Truncated {
+		return nil, ErrTruncated // RFC 7766 §6.2.2 leaves TC over TCP undefined
+	}
+	r.Id = m.Id
+	cn := ev.e.cn
+	if opt := r.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if ka, ok := o.(*dns.EDNS0_TCP_KEEPALIVE); ok {
+				cn.serverIdle(ka.Timeout)
+			}
+		}
+	}
+	cn.p.observe(c.cfg.Now().Sub(start))
+	cn.p.success()
+	for i := range cl.n {
+		if &cl.attempts[i] == ev.e && cl.kinds[i] == kindHedge {
+			c.stats.hedgeWins.Add(1)
+		}
+	}
+	return r, nil
+}
+
+// timedOut counts a failure against each server that held an attempt.
+func (c *Client) timedOut(cl *call) {
+	var seen [maxAttempts]*pool
+	for i := range cl.n {
+		p := cl.attempts[i].cn.p
+		if !contains(seen[:i], p) {
+			p.failure()
+		}
+		seen[i] = p
+	}
+}
+
+func contains(ps []*pool, p *pool) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// finish cancels the attempts still outstanding and recycles the buffers.
+// After it, no connection reads cl.wire.
+func (c *Client) finish(cl *call) {
+	for i := range cl.n {
+		e := &cl.attempts[i]
+		e.cn.cancel(cl, e)
+	}
+	c.qbufs.put(cl.wire)
+	for {
+		select {
+		case ev := <-cl.events:
+			if ev.buf != nil {
+				c.rbufs.put(ev.buf)
+			}
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,194 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+)
+
+// janitorTick paces idle closes, retirements, stall checks and probes: 10
+// wake-ups a second, and an idle close at most 100 ms late, well inside the
+// margin between IdleTimeout (5 s) and the servers' (8–10 s).
+const janitorTick = 100 * time.Millisecond
+
+// Buffer sizes: queries are small (a name, maybe an OPT); most replies
+// over TCP fit 4 KiB, larger ones are allocated.
+const (
+	queryBufSize = 512
+	replyBufSize = 4 << 10
+)
+
+// Client sends queries to the upstream servers over persistent, pipelined
+// TCP connections. It is safe for concurrent use.
+type Client struct {
+	cfg   Config // defaults applied; never changes after New
+	log   zerolog.Logger
+	pools []*pool // one per Config.Servers, in order
+	stats counters
+	qbufs *bufPool
+	rbufs *bufPool
+	epoch time.Time // the client clock counts ns from here; 0 means never
+
+	ctx       context.Context // canceled by Close: ends dials and probes
+	cancel    context.CancelFunc
+	stop      chan struct{} // closed by Close
+	closed    atomic.Bool
+	closeOnce sync.Once
+	wg        sync.WaitGroup // every goroutine the client starts
+}
+
+// New validates cfg and starts dialing the first server (New does not wait
+// for the connections: queries queue on them while they dial).
+func New(cfg Config, log zerolog.Logger) (*Client, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg:   cfg,
+		log:   log.With().Str("component", "upstream").Logger(),
+		qbufs: newBufPool(queryBufSize),
+		rbufs: newBufPool(replyBufSize),
+		epoch: cfg.Now().Add(-time.Second),
+		stop:  make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	for i, s := range cfg.Servers {
+		c.pools = append(c.pools, &pool{c: c, addr: s, idx: i, log: c.log.With().Str("server", s).Logger()})
+	}
+	now := c.nowNS()
+	c.pools[0].lastUsed.Store(now)
+	c.pools[0].warm(now)
+	c.wg.Add(1)
+	go c.janitor()
+	return c, nil
+}
+
+// nowNS is the client clock: ns since epoch, always > 0.
+func (c *Client) nowNS() int64 { return int64(c.cfg.Now().Sub(c.epoch)) }
+
+// Exchange sends m and returns the matching reply, with reply.Id == m.Id.
+// m is never modified. The ctx deadline (or Timeout when it has none)
+// bounds everything, re-sends and hedges included. A SERVFAIL reply is a
+// reply, not an error. Errors wrap ErrTimeout, ErrNoServer, ErrBusy,
+// ErrConnLost, ErrBadReply, ErrTruncated, ErrBadQuery, ErrClosed, or the
+// ctx's error when it was canceled.
+func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	c.stats.queries.Add(1)
+	c.stats.inFlight.Add(1)
+	defer c.stats.inFlight.Add(-1)
+	start := c.cfg.Now()
+	r, err := c.exchange(ctx, m, start)
+	c.count(r, err, start)
+	if err != nil {
+		name := "?"
+		if m != nil && len(m.Question) > 0 {
+			name = m.Question[0].Name
+		}
+		return nil, &queryError{name: name, err: err}
+	}
+	return r, nil
+}
+
+// queryError names the query an error is about without formatting on the
+// hot path.
+type queryError struct {
+	name string
+	err  error
+}
+
+func (e *queryError) Error() string { return "exchange " + e.name + ": " + e.err.Error() }
+func (e *queryError) Unwrap() error { return e.err }
+
+func (c *Client) count(r *dns.Msg, err error, start time.Time) {
+	k := &c.stats
+	if err == nil {
+		k.answers.Add(1)
+		if r.Rcode == dns.RcodeServerFailure {
+			k.servfail.Add(1)
+		}
+		k.observe(c.cfg.Now().Sub(start))
+		return
+	}
+	switch {
+	case errors.Is(err, ErrTimeout):
+		k.timeouts.Add(1)
+	case errors.Is(err, context.Canceled):
+		k.canceled.Add(1)
+	case errors.Is(err, ErrNoServer):
+		k.noServer.Add(1)
+	case errors.Is(err, ErrBusy):
+		k.busy.Add(1)
+	case errors.Is(err, ErrConnLost):
+		k.connLost.Add(1)
+	case errors.Is(err, ErrBadReply):
+		k.badReplies.Add(1)
+	case errors.Is(err, ErrTruncated):
+		k.truncated.Add(1)
+	case errors.Is(err, ErrClosed):
+		k.closed.Add(1)
+	case errors.Is(err, ErrBadQuery):
+		k.badQueries.Add(1)
+	}
+}
+
+// Close fails the calls in flight with ErrClosed, closes every connection
+// and waits for every goroutine of the client. It is idempotent.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		close(c.stop)
+		c.cancel()
+		for _, p := range c.pools {
+			p.shutdown()
+		}
+		c.wg.Wait()
+	})
+	return nil
+}
+
+// Healthy reports whether some server is up: it connected or answered
+// since its last run of failures. For /readyz.
+func (c *Client) Healthy() bool {
+	if c.closed.Load() {
+		return false
+	}
+	for _, p := range c.pools {
+		if p.health.up() {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Client) Stats() Stats {
+	s := c.stats.snapshot()
+	for _, p := range c.pools {
+		s.Servers = append(s.Servers, p.stats())
+	}
+	return s
+}
+
+// janitor runs the periodic upkeep of every pool until Close.
+func (c *Client) janitor() {
+	defer c.wg.Done()
+	t := time.NewTicker(janitorTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			now := c.nowNS()
+			for _, p := range c.pools {
+				p.maintain(now)
+			}
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Config configures a Client. The zero value of every field but Servers means
+// the documented default, so main only sets what the environment overrides.
+type Config struct {
+	// Servers are "host:port" addresses with IPv4 or IPv6 literals, in
+	// failover order. Required, non-empty.
+	Servers []string
+
+	// ConnsPerServer is the number of connections kept open to a server in
+	// use (PODNS_UPSTREAM_CONNS). Default 2.
+	ConnsPerServer int
+
+	// MaxConnsPerServer bounds the connections to one server, counting the
+	// extra ones opened when every connection is busy behind a slow answer of
+	// a serial server (CoreDNS answers one query of a connection at a time).
+	// Default 4 × ConnsPerServer.
+	MaxConnsPerServer int
+
+	// MaxInFlight caps the queries outstanding on one connection. Default 32:
+	// a serial server makes every query queued behind a slow one wait, so a
+	// deep queue only adds latency; 32 also bounds how many queries must be
+	// re-sent when a connection dies and keeps ID collisions rare (32/65536),
+	// while 2 connections × 32 is far above a pod's usual burst of misses.
+	MaxInFlight int
+
+	// Timeout bounds an Exchange whose ctx has no deadline. Default 2s.
+	Timeout time.Duration
+
+	// HedgeAfter is how long a query waits for its answer before it is asked
+	// again on another connection. Default 500ms: longer than a CoreDNS
+	// forward to the outside usually takes (so slow answers are not asked
+	// twice), short enough that a lost query is answered well within the
+	// caller's deadline and far before glibc's 5 s retry.
+	HedgeAfter time.Duration
+
+	// IdleTimeout closes a connection idle this long, before the server
+	// would (CoreDNS: 10 s, miekg/dns: 8 s), so that no query races the
+	// server's close. Default 5s. A shorter timeout announced by the server
+	// (RFC 7828) wins.
+	IdleTimeout time.Duration
+
+	// MaxAge retires a connection this old (minus up to 20% jitter), so
+	// load spreads again over CoreDNS pods behind a ClusterIP
+	// (PODNS_UPSTREAM_MAX_AGE). Default 5m.
+	MaxAge time.Duration
+
+	// DialTimeout bounds one TCP connect. Default 1s.
+	DialTimeout time.Duration
+
+	// Dial opens connections; nil means a net.Dialer. Tests inject faults.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// Now is the clock; nil means time.Now. Tests inject a fake clock.
+	Now func() time.Time
+}
+
+// Defaults for the zero values of Config; each is explained on its field.
+const (
+	defaultConnsPerServer = 2
+	defaultMaxInFlight    = 32
+	defaultTimeout        = 2 * time.Second
+	defaultHedgeAfter     = 500 * time.Millisecond
+	defaultIdleTimeout    = 5 * time.Second
+	defaultMaxAge         = 5 * time.Minute
+	defaultDialTimeout    = time.Second
+
+	// maxInFlightLimit keeps the random ID search fast: with at most 4096 of
+	// 65536 IDs taken, a random pick is free with probability ≥ 15/16.
+	maxInFlightLimit = 4096
+)
+
+// withDefaults returns cfg with defaults filled in, or an error wrapping
+// ErrConfig.
+func (cfg Config) withDefaults() (Config, error) {
+	if len(cfg.Servers) == 0 {
+		return cfg, fmt.Errorf("%w: no servers", ErrConfig)
+	}
+	cfg.Servers = append([]string(nil), cfg.Servers...)
+	seen := make(map[netip.AddrPort]bool, len(cfg.Servers))
+	for i, s := range cfg.Servers {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: server %q: want an IP literal and a port: %w", ErrConfig, s, err)
+		}
+		if ap.Port() == 0 {
+			return cfg, fmt.Errorf("%w: server %q: port 0", ErrConfig, s)
+		}
+		if seen[ap] {
+			return cfg, fmt.Errorf("%w: server %q listed twice", ErrConfig, s)
+		}
+		seen[ap] = true
+		cfg.Servers[i] = ap.String()
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"ConnsPerServer", cfg.ConnsPerServer}, {"MaxConnsPerServer", cfg.MaxConnsPerServer}, {"MaxInFlight", cfg.MaxInFlight}} {
+		if f.v < 0 {
+			return cfg, fmt.Errorf("%w: %s %d is negative", ErrConfig, f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Timeout", cfg.Timeout}, {"HedgeAfter", cfg.HedgeAfter}, {"IdleTimeout", cfg.IdleTimeout},
+		{"MaxAge", cfg.MaxAge}, {"DialTimeout", cfg.DialTimeout},
+	} {
+		if f.v < 0 {
+			return cfg, fmt.Errorf("%w: %s %v is negative", ErrConfig, f.name, f.v)
+		}
+	}
+	if cfg.ConnsPerServer == 0 {
+		cfg.ConnsPerServer = defaultConnsPerServer
+	}
+	if cfg.MaxConnsPerServer == 0 {
+		cfg.MaxConnsPerServer = 4 * cfg.ConnsPerServer
+	}
+	if cfg.MaxConnsPerServer < cfg.ConnsPerServer {
+		return cfg, fmt.Errorf("%w: MaxConnsPerServer %d < ConnsPerServer %d", ErrConfig, cfg.MaxConnsPerServer, cfg.ConnsPerServer)
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = defaultMaxInFlight
+	}
+	if cfg.MaxInFlight > maxInFlightLimit {
+		return cfg, fmt.Errorf("%w: MaxInFlight %d > %d", ErrConfig, cfg.MaxInFlight, maxInFlightLimit)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	if cfg.HedgeAfter == 0 {
+		cfg.HedgeAfter = defaultHedgeAfter
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = defaultIdleTimeout
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = defaultMaxAge
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = defaultDialTimeout
+	}
+	if cfg.Dial == nil {
+		var d net.Dialer
+		cfg.Dial = d.DialContext
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg, nil
+}

@@ -1,0 +1,496 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Connection states. A conn only moves forward through them.
+const (
+	stDialing  int32 = iota // queries queue until the dial completes
+	stReady                 // takes queries
+	stDraining              // takes no new queries; closes once its calls are done
+	stClosed
+)
+
+const (
+	// readBufSize holds a few typical replies per read syscall.
+	readBufSize = 8 << 10
+	// limitGap: a server that closes at its query limit closes right after
+	// its last answer; a close that comes later is an idle close racing a
+	// query, not a limit (see conn.close).
+	limitGap = 100 * time.Millisecond
+	// minLimit: a close after fewer answers is taken for a fault, not a
+	// limit (dnsmasq's is 100, miekg/dns's 128).
+	minLimit = 8
+)
+
+// entry is one attempt of a call on one connection: the in-flight map holds
+// it under its wire ID. Whoever removes an entry from the map owns it and
+// tells its call exactly once; an entry removed by its own call (cancel) is
+// told nothing.
+type entry struct {
+	cn *conn  // set before the entry is published, then immutable
+	id uint16 // idem
+
+	// guarded by cn.mu:
+	c          *call  // waiting call; nil once orphaned (call gone, reply may still come)
+	sentAt     int64  // when written (client clock, ns); 0 while queued
+	prev, next *entry // written entries in send order
+	overtaken  bool   // a later query on the connection was answered first
+}
+
+// conn is one TCP connection to a server: one writer goroutine that batches
+// every queued query into one write, one reader goroutine that matches
+// replies to entries (RFC 7766 §6.2.1.1: pipelining, answers in any order).
+type conn struct {
+	p       *pool
+	seq     uint64
+	expires int64         // when MaxAge (with jitter) retires it
+	closing chan struct{} // closed on close; stops the writer
+	wake    chan struct{} // cap 1: the queue is not empty
+
+	// Read by pool.pick without the lock, written under mu.
+	state     atomic.Int32
+	load      atomic.Int32 // entries in inflight: queued, waiting and orphaned
+	queued    atomic.Int32 // entries not yet written
+	headSent  atomic.Int64 // sentAt of the oldest written entry; 0: none
+	lastRead  atomic.Int64 // when the last reply (or the connect) happened
+	accepted  atomic.Int32 // entries ever enqueued, against the learned query limit
+	idleLimit atomic.Int64 // close when idle this long: IdleTimeout or the server's (RFC 7828)
+
+	mu         sync.Mutex // guards the fields below
+	nc         net.Conn   // nil while dialing
+	inflight   map[uint16]*entry
+	queue      []*entry // enqueued, not yet written
+	head, tail *entry   // written entries, oldest first
+	live       int      // entries whose call waits
+	answered   int      // replies matched to an entry
+	lastActive int64    // last enqueue or reply: the idle clock
+	wbuf       []byte   // the writer's batch, filled under mu
+}
+
+func newConn(p *pool, seq uint64, now int64) *conn {
+	cn := &conn{
+		p:        p,
+		seq:      seq,
+		expires:  now + int64(jitterAge(p.c.cfg.MaxAge)),
+		closing:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		inflight: make(map[uint16]*entry, p.c.cfg.MaxInFlight),
+	}
+	cn.lastActive = now
+	cn.lastRead.Store(now)
+	cn.idleLimit.Store(int64(p.c.cfg.IdleTimeout))
+	return cn
+}
+
+// run dials, then serves the connection until it closes. Owned by the
+// Client's WaitGroup.
+func (cn *conn) run(ctx context.Context) {
+	defer cn.p.c.wg.Done()
+	c := cn.p.c
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	nc, err := c.cfg.Dial(dctx, "tcp", cn.p.addr)
+	cancel()
+	if err != nil {
+		cn.p.dialDone(err)
+		cn.close(fmt.Errorf("dialing %s: %w", cn.p.addr, err), false)
+		return
+	}
+	if !cn.connected(nc) {
+		nc.Close()
+		cn.p.dialDone(nil)
+		return
+	}
+	cn.p.dialDone(nil)
+	c.stats.connsOpened.Add(1)
+	c.wg.Add(1) // this goroutine holds the group above zero
+	go cn.readLoop(nc)
+	if err := cn.writeLoop(nc); err != nil {
+		cn.close(err, isServerClose(err))
+	}
+}
+
+// connected installs nc; false when the conn was closed while dialing.
+func (cn *conn) connected(nc net.Conn) bool {
+	now := cn.p.c.nowNS()
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.state.Load() == stClosed {
+		return false
+	}
+	cn.nc = nc
+	cn.state.CompareAndSwap(stDialing, stReady)
+	cn.lastRead.Store(now)
+	cn.lastActive = now
+	return true
+}
+
+// enqueue adds e, an unused attempt slot of cl, to the queue under a fresh
+// ID; false when the connection takes no more queries.
+func (cn *conn) enqueue(cl *call, e *entry, now int64) bool {
+	maxIn := cn.p.c.cfg.MaxInFlight
+	limit := cn.p.queryLimit(now)
+	cn.mu.Lock()
+	st := cn.state.Load()
+	if st != stReady && st != stDialing || len(cn.inflight) >= maxIn {
+		cn.mu.Unlock()
+		return false
+	}
+	if limit > 0 && cn.accepted.Load() >= limit {
+		cn.state.CompareAndSwap(stReady, stDraining)
+		cn.mu.Unlock()
+		return false
+	}
+	id := uint16(rand.Uint32())
+	for cn.inflight[id] != nil {
+		id = uint16(rand.Uint32())
+	}
+	*e = entry{cn: cn, id: id, c: cl}
+	cn.inflight[id] = e
+	cn.queue = append(cn.queue, e)
+	cn.live++
+	cn.lastActive = now
+	cn.load.Store(int32(len(cn.inflight)))
+	cn.queued.Store(int32(len(cn.queue)))
+	cn.accepted.Add(1)
+	cn.mu.Unlock()
+	select {
+	case cn.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// cancel detaches cl from e when cl no longer waits for it. A written entry
+// stays as an orphan, so its ID is not reused while the server may still
+// answer it and so that it still counts against a serial server that has
+// yet to work through it; an unwritten one is dropped.
+func (cn *conn) cancel(cl *call, e *entry) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.inflight[e.id] != e || e.c != cl {
+		return // answered or failed already: its event is in cl.events
+	}
+	e.c = nil
+	cn.live--
+	switch {
+	case e.sentAt == 0:
+		delete(cn.inflight, e.id) // the writer skips it
+	case e.overtaken && !cn.p.reorders.Load():
+		cn.drop(e) // a serial server answered later queries: it skipped this one
+	}
+	cn.load.Store(int32(len(cn.inflight)))
+}
+
+// writeLoop writes queued queries until the connection closes. Everything
+// queued when it wakes goes out in one write, so the A and AAAA asked
+// together leave in one segment (RFC 7766 §6.2.1 asks for the length and the
+// message in one write; this batches whole messages too).
+func (cn *conn) writeLoop(nc net.Conn) error {
+	c := cn.p.c
+	for {
+		select {
+		case <-cn.closing:
+			return nil
+		case <-cn.wake:
+		}
+		buf, n := cn.fill(c.nowNS())
+		if n == 0 {
+			continue
+		}
+		// A server that stops reading must not hold the writer forever.
+		_ = nc.SetWriteDeadline(time.Now().Add(c.cfg.Timeout))
+		if _, err := nc.Write(buf); err != nil {
+			return fmt.Errorf("writing to %s: %w", cn.p.addr, err)
+		}
+		c.stats.writes.Add(1)
+		c.stats.messages.Add(uint64(n))
+	}
+}
+
+// fill moves the queue into the write buffer, each query with its
+// connection's ID, and marks the entries written. It copies under the lock
+// because a call recycles its packed query once it has canceled its entries.
+func (cn *conn) fill(now int64) ([]byte, int) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	buf, n := cn.wbuf[:0], 0
+	for _, e := range cn.queue {
+		if e.c == nil || cn.inflight[e.id] != e {
+			continue // canceled before it was written
+		}
+		start := len(buf)
+		buf = append(buf, e.c.wire...)
+		binary.BigEndian.PutUint16(buf[start+2:], e.id)
+		e.sentAt = now
+		e.prev = cn.tail
+		if cn.tail != nil {
+			cn.tail.next = e
+		} else {
+			cn.head = e
+			cn.headSent.Store(now)
+		}
+		cn.tail = e
+		n++
+	}
+	clear(cn.queue)
+	cn.queue = cn.queue[:0]
+	cn.queued.Store(0)
+	cn.wbuf = buf
+	return buf, n
+}
+
+// readLoop reads framed replies until the connection fails. Owned by the
+// Client's WaitGroup.
+func (cn *conn) readLoop(nc net.Conn) {
+	defer cn.p.c.wg.Done()
+	c := cn.p.c
+	br := bufio.NewReaderSize(nc, readBufSize)
+	var prefix [2]byte
+	for {
+		if _, err := io.ReadFull(br, prefix[:]); err != nil {
+			cn.close(fmt.Errorf("reading from %s: %w", cn.p.addr, err), isServerClose(err))
+			return
+		}
+		n := int(binary.BigEndian.Uint16(prefix[:]))
+		if n < headerLen {
+			// Nothing after this can be trusted to start on a message.
+			c.stats.framingErrs.Add(1)
+			cn.p.failure()
+			cn.close(fmt.Errorf("reading from %s: %w: %d-byte message", cn.p.addr, errFraming, n), false)
+			return
+		}
+		buf := c.rbufs.get(n)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			c.rbufs.put(buf)
+			cn.close(fmt.Errorf("reading from %s: %w", cn.p.addr, err), isServerClose(err))
+			return
+		}
+		cn.deliver(buf, c.nowNS())
+	}
+}
+
+// deliver hands a reply to the entry it answers, or drops it.
+func (cn *conn) deliver(buf []byte, now int64) {
+	c := cn.p.c
+	id := binary.BigEndian.Uint16(buf)
+	cn.mu.Lock()
+	cn.lastRead.Store(now)
+	e := cn.inflight[id]
+	if e == nil || e.sentAt == 0 || binary.BigEndian.Uint16(buf[2:])&flagQR == 0 {
+		cn.mu.Unlock()
+		c.stats.strays.Add(1)
+		c.rbufs.put(buf)
+		return
+	}
+	cl := e.c
+	if cl != nil && !replyMatches(cl.wire[2:], buf) {
+		cn.mu.Unlock()
+		c.stats.mismatches.Add(1) // RFC 5452 §9.1: not an answer to this query
+		c.rbufs.put(buf)
+		return
+	}
+	cn.noteOrder(e)
+	cn.drop(e)
+	cn.answered++
+	cn.lastActive = now
+	if cl != nil {
+		cn.live--
+	}
+	cn.load.Store(int32(len(cn.inflight)))
+	cn.mu.Unlock()
+	if cl == nil {
+		c.stats.lateReplies.Add(1)
+		c.rbufs.put(buf)
+		return
+	}
+	cl.events <- event{e: e, buf: buf}
+}
+
+// noteOrder marks the entries written before e as overtaken. An overtaken
+// entry answered later proves the server answers out of order. Without that
+// proof the server is taken as serial (CoreDNS), which answered e only after
+// all earlier queries: orphans among them will never be answered.
+func (cn *conn) noteOrder(e *entry) {
+	if e.overtaken && !cn.p.reorders.Swap(true) {
+		cn.p.log.Info().Msg("server answers out of order")
+	}
+	reorders := cn.p.reorders.Load()
+	for o := cn.head; o != nil && o != e; {
+		next := o.next
+		o.overtaken = true
+		if o.c == nil && !reorders {
+			cn.drop(o)
+		}
+		o = next
+	}
+}
+
+// drop removes a written or unwritten entry from the map and the list.
+// Called with mu held.
+func (cn *conn) drop(e *entry) {
+	delete(cn.inflight, e.id)
+	if e.sentAt == 0 {
+		return
+	}
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		cn.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		cn.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+	if cn.head != nil {
+		cn.headSent.Store(cn.head.sentAt)
+	} else {
+		cn.headSent.Store(0)
+	}
+}
+
+// blocked reports whether the server has not answered anything for
+// busyAfter while a query of this connection was outstanding: a serial
+// server is working on a slow query and everything sent now waits behind it.
+func (cn *conn) blocked(now int64, busyAfter time.Duration) bool {
+	hs := cn.headSent.Load()
+	if hs == 0 {
+		return false
+	}
+	return now-max(hs, cn.lastRead.Load()) > int64(busyAfter)
+}
+
+// closeInfo is what a closing connection tells its pool.
+type closeInfo struct {
+	serverClosed bool  // EOF or reset from the server, not our doing
+	written      int   // queries written and not answered at close
+	answered     int   // replies matched over the connection's life
+	gap          int64 // from the last reply to the close
+}
+
+// close fails the connection: every waiting call is told (and re-sends),
+// the socket is closed, the pool forgets it. Idempotent.
+func (cn *conn) close(reason error, serverClosed bool) {
+	now := cn.p.c.nowNS()
+	cn.mu.Lock()
+	if cn.state.Swap(stClosed) == stClosed {
+		cn.mu.Unlock()
+		return
+	}
+	info := closeInfo{serverClosed: serverClosed, answered: cn.answered, gap: now - cn.lastRead.Load()}
+	var failed []event
+	for _, e := range cn.inflight {
+		if e.sentAt != 0 {
+			info.written++
+		}
+		if e.c != nil {
+			failed = append(failed, event{e: e, err: reason, sent: e.sentAt != 0, c: e.c})
+		}
+	}
+	clear(cn.inflight)
+	clear(cn.queue)
+	cn.queue, cn.head, cn.tail, cn.live = cn.queue[:0], nil, nil, 0
+	cn.load.Store(0)
+	cn.queued.Store(0)
+	cn.headSent.Store(0)
+	nc := cn.nc
+	cn.mu.Unlock()
+
+	close(cn.closing)
+	if nc != nil {
+		nc.Close()
+	}
+	// The pool learns a query limit before the calls re-send, so that the
+	// re-sends avoid connections about to hit the same limit.
+	cn.p.removed(cn, reason, info, now)
+	for _, ev := range failed {
+		ev.c.events <- ev
+	}
+}
+
+// serverIdle applies the server's edns-tcp-keepalive TIMEOUT, in units of
+// 100 ms (RFC 7828 §3.1): close idle connections a quarter of it early, so no
+// query races the server's close. TIMEOUT 0 asks the client to close the
+// connection once its queries are answered (RFC 7828 §3.3.2); miekg/dns reads
+// an option without TIMEOUT as 0 as well, which servers must not send in
+// replies (§3.2.2).
+func (cn *conn) serverIdle(timeout uint16) {
+	if timeout == 0 {
+		cn.state.CompareAndSwap(stReady, stDraining)
+		return
+	}
+	d := time.Duration(timeout) * 100 * time.Millisecond
+	cn.idleLimit.Store(int64(min(cn.p.c.cfg.IdleTimeout, d-d/4)))
+}
+
+// maintain retires the connection when idle, too old or stalled, and
+// forgets orphans nobody will answer. Called by the janitor.
+func (cn *conn) maintain(now int64, stallAfter time.Duration) {
+	limit := cn.p.queryLimit(now)
+	cn.mu.Lock()
+	st := cn.state.Load()
+	if st == stDialing || st == stClosed {
+		cn.mu.Unlock()
+		return
+	}
+	var reason error
+	if h := cn.head; h != nil && now-h.sentAt > int64(stallAfter) && cn.lastRead.Load() < h.sentAt {
+		reason = errStalled
+	} else {
+		cn.expireOrphans(now, stallAfter)
+		if st == stReady && (now >= cn.expires || limit > 0 && cn.accepted.Load() >= limit) {
+			st = stDraining
+			cn.state.Store(st)
+		}
+		switch {
+		case st == stDraining && cn.live == 0:
+			reason = errDrained
+		case len(cn.inflight) == 0 && now-cn.lastActive >= cn.idleLimit.Load():
+			cn.state.Store(stDraining) // no enqueue may slip in before close
+			reason = errIdle
+		}
+	}
+	cn.mu.Unlock()
+	if reason == errStalled {
+		cn.p.c.stats.stalls.Add(1)
+		cn.p.failure()
+	}
+	if reason != nil {
+		cn.close(fmt.Errorf("closing connection to %s: %w", cn.p.addr, reason), false)
+	}
+}
+
+// expireOrphans drops orphans written longer than stallAfter ago: the
+// server (which answered others since, or the connection would be stalled)
+// skipped them. Called with mu held.
+func (cn *conn) expireOrphans(now int64, stallAfter time.Duration) {
+	for e := cn.head; e != nil && now-e.sentAt > int64(stallAfter); {
+		next := e.next
+		if e.c == nil {
+			cn.drop(e)
+		}
+		e = next
+	}
+	cn.load.Store(int32(len(cn.inflight)))
+}
+
+// isServerClose reports whether err means the server closed or reset the
+// connection.
+func isServerClose(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

@@ -1,0 +1,40 @@
+package upstream
+
+import "errors"
+
+// Sentinel errors. Exchange wraps them with the query and the action in
+// progress; decide with errors.Is, never on the text.
+var (
+	// ErrConfig: New was given an invalid Config.
+	ErrConfig = errors.New("upstream: invalid config")
+	// ErrClosed: the Client is closed.
+	ErrClosed = errors.New("upstream: client closed")
+	// ErrTimeout: no answer before the deadline. When the caller's ctx
+	// expired, the error also wraps context.DeadlineExceeded.
+	ErrTimeout = errors.New("upstream: timeout")
+	// ErrNoServer: no server can take the query now (all down, or none
+	// could be dialed).
+	ErrNoServer = errors.New("upstream: no server available")
+	// ErrBusy: every connection of every usable server is at its in-flight
+	// cap and no more connections may be opened.
+	ErrBusy = errors.New("upstream: all connections full")
+	// ErrConnLost: the connection carrying the query closed and the one
+	// re-send allowed was lost too (RFC 7766 §6.2.4).
+	ErrConnLost = errors.New("upstream: connection lost")
+	// ErrBadReply: the matching reply could not be unpacked.
+	ErrBadReply = errors.New("upstream: malformed reply")
+	// ErrTruncated: the reply had TC set, which means nothing over TCP.
+	ErrTruncated = errors.New("upstream: truncated reply over TCP")
+	// ErrBadQuery: the query cannot be sent (nil, no question, too large).
+	ErrBadQuery = errors.New("upstream: bad query")
+)
+
+// Reasons a connection closes; they reach callers wrapped in ErrConnLost
+// only when their re-send was lost too.
+var (
+	errFraming  = errors.New("broken framing")
+	errStalled  = errors.New("no reply for too long")
+	errIdle     = errors.New("idle")
+	errDrained  = errors.New("retired")
+	errShutdown = errors.New("client closing")
+)

@@ -1,0 +1,176 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+)
+
+// testLogger logs at info (debug with PODNS_TEST_DEBUG=1) through t.Log.
+func testLogger(t testing.TB) zerolog.Logger {
+	lvl := zerolog.InfoLevel
+	if os.Getenv("PODNS_TEST_DEBUG") != "" {
+		lvl = zerolog.DebugLevel
+	}
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(lvl).With().Timestamp().Logger()
+}
+
+// newTestClient starts a client; it is closed and checked for leaked
+// goroutines when the test ends.
+func newTestClient(t testing.TB, cfg Config) *Client {
+	t.Helper()
+	c, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		checkNoLeak(t)
+	})
+	return c
+}
+
+// checkNoLeak fails t if a goroutine is still running code of the
+// package's non-test files, i.e. one the Client started and did not stop.
+func checkNoLeak(t testing.TB) {
+	t.Helper()
+	var leaked []string
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		leaked = leaked[:0]
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if ownGoroutine(g) {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return
+		}
+	}
+	t.Errorf("goroutines outlived the client:\n%s", strings.Join(leaked, "\n\n"))
+}
+
+func ownGoroutine(stack string) bool {
+	for _, line := range strings.Split(stack, "\n") {
+		line = strings.TrimSpace(line)
+		if i := strings.Index(line, "/upstream/"); i >= 0 && !strings.Contains(line, "_test.go") && strings.Contains(line, ".go:") {
+			return true
+		}
+	}
+	return false
+}
+
+func query(name string, qtype uint16) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	return m
+}
+
+// result of one query in a run.
+type result struct {
+	name    string
+	latency time.Duration
+	err     error
+}
+
+// runQueries asks n distinct names with the given concurrency, each with
+// its own deadline, and checks every answer against the fake's ipFor.
+func runQueries(t testing.TB, c *Client, n, concurrency int, timeout time.Duration) []result {
+	t.Helper()
+	res := make([]result, n)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				res[i] = ask(c, fmt.Sprintf("q%d.test.", i), timeout)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return res
+}
+
+// ask runs one query and checks that the answer is the right one.
+func ask(c *Client, name string, timeout time.Duration) result {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m := query(name, dns.TypeA)
+	m.Id = dns.Id()
+	start := time.Now()
+	r, err := c.Exchange(ctx, m)
+	res := result{name: name, latency: time.Since(start), err: err}
+	if err == nil {
+		res.err = checkAnswer(m, r)
+	}
+	return res
+}
+
+func checkAnswer(m, r *dns.Msg) error {
+	if r.Id != m.Id {
+		return fmt.Errorf("reply ID %d, want %d", r.Id, m.Id)
+	}
+	if len(r.Question) != 1 || !strings.EqualFold(r.Question[0].Name, m.Question[0].Name) {
+		return fmt.Errorf("reply question %v, want %v", r.Question, m.Question)
+	}
+	if len(r.Answer) != 1 {
+		return fmt.Errorf("%d answers, want 1", len(r.Answer))
+	}
+	a, ok := r.Answer[0].(*dns.A)
+	if !ok {
+		return fmt.Errorf("answer %v, want an A", r.Answer[0])
+	}
+	if want := ipFor(m.Question[0].Name).String(); a.A.String() != want {
+		return fmt.Errorf("answer %v for %s, want %v", a.A, m.Question[0].Name, want)
+	}
+	return nil
+}
+
+// requireAllAnswered fails t for every query without its right answer.
+func requireAllAnswered(t testing.TB, res []result) {
+	t.Helper()
+	bad := 0
+	for _, r := range res {
+		if r.err != nil {
+			if bad < 10 {
+				t.Errorf("%s: got error %v, want the right answer", r.name, r.err)
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("got %d of %d queries without their right answer, want 0", bad, len(res))
+	}
+}
+
+// percentile of the latencies of res (p in [0,1]).
+func percentile(res []result, p float64) time.Duration {
+	if len(res) == 0 {
+		return 0
+	}
+	ls := make([]time.Duration, len(res))
+	for i, r := range res {
+		ls[i] = r.latency
+	}
+	slices.Sort(ls)
+	return ls[min(len(ls)-1, int(p*float64(len(ls))))]
+}
+
+func isErr(err, target error) bool { return errors.Is(err, target) }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
 	"time"
 
@@ -44,7 +43,9 @@ type Config struct {
 	MaxTCPConns int
 	// TCPIdle closes a client TCP connection idle this long (RFC 7766 §6.2.3). Default 10s.
 	TCPIdle time.Duration
-	// Readers is the number of goroutines reading each UDP socket. Default GOMAXPROCS.
+	// Readers is the number of threads reading each UDP socket. Default 1: one reader answers cache
+	// hits at well over 50k queries a second, and a busy reader holds one of GOMAXPROCS's Ps (see
+	// udpSocket), so the process needs GOMAXPROCS above Readers × len(Listen); MinProcs says how many.
 	Readers int
 	// AAAAFilter answers AAAA questions locally with NODATA (for IPv4-only clusters).
 	AAAAFilter bool
@@ -91,7 +92,7 @@ type Server struct {
 	loops    sync.WaitGroup // reader and accept loops
 
 	mu       sync.Mutex // guards the fields below
-	udp      []*net.UDPConn
+	udp      []*udpSocket
 	tcp      []net.Listener
 	tcpConns map[net.Conn]struct{}
 	closing  bool
@@ -124,7 +125,7 @@ func New(cfg Config, up Exchanger, c *cache.Cache, log zerolog.Logger) (*Server,
 		cfg.TCPIdle = defaultTCPIdle
 	}
 	if cfg.Readers <= 0 {
-		cfg.Readers = runtime.GOMAXPROCS(0)
+		cfg.Readers = 1
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -145,6 +146,9 @@ func New(cfg Config, up Exchanger, c *cache.Cache, log zerolog.Logger) (*Server,
 	s.flights.calls = make(map[string]*call)
 	return s, nil
 }
+
+// MinProcs is the least GOMAXPROCS that leaves a P for everything but the UDP readers.
+func (s *Server) MinProcs() int { return s.cfg.Readers*len(s.cfg.Listen) + 1 }
 
 // Start binds every listen address on UDP and TCP and starts serving. On error nothing stays bound.
 func (s *Server) Start() error {
@@ -176,15 +180,15 @@ func (s *Server) Start() error {
 
 // listenPair binds addr on UDP and TCP. With port 0 (tests), TCP takes the port UDP got, and the pair
 // is tried again when another socket already holds that TCP port.
-func listenPair(addr string) (*net.UDPConn, net.Listener, error) {
+func listenPair(addr string) (*udpSocket, net.Listener, error) {
 	for attempt := 0; ; attempt++ {
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := listenUDP(addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("listening on udp %s: %w", addr, err)
+			return nil, nil, err
 		}
 		ln, err := net.Listen("tcp", pc.LocalAddr().String())
 		if err == nil {
-			return pc.(*net.UDPConn), ln, nil
+			return pc, ln, nil
 		}
 		pc.Close()
 		if _, port, _ := net.SplitHostPort(addr); port != "0" || attempt == 10 {
@@ -219,7 +223,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Wake the readers without closing the sockets: replies still in flight are written on them.
 	past := time.Unix(1, 0)
 	for _, pc := range s.udp {
-		pc.SetReadDeadline(past)
+		pc.wake()
 	}
 	for _, ln := range s.tcp {
 		ln.Close()

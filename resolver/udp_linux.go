@@ -1,0 +1,178 @@
+//go:build linux
+
+package resolver
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// udpSocket is a UDP socket podns reads with blocking system calls on a thread of its own, outside Go's
+// network poller. Through the poller, a packet also cost an epoll wake-up, a failed read, a goroutine
+// park and unpark and futex wakes of other threads: most of the CPU per query. Here a busy socket costs
+// two system calls a packet, recvfrom and sendto, as in a C server (README, "Performance").
+//
+// While packets keep coming, the reader blocks in recvfrom as a raw system call, keeping its P (Go's
+// scheduler slot): the runtime's system-call bookkeeping (handing the P off, waking sysmon, taking a P
+// back) costs more than answering from the cache. Holding a P is why main runs GOMAXPROCS above the
+// number of readers. When the socket goes quiet, the reader switches to an ordinary blocking system
+// call, which gives the P back, so an idle podns costs nothing: a raw call is interrupted every ~10 ms
+// by the runtime's preemption signal, which at idle would add up to about half a percent of a core.
+type udpSocket struct {
+	fd    int
+	local netip.AddrPort
+}
+
+// udpReadTimeout bounds how long a reader blocks, so that it notices Shutdown even if the wake-up is
+// lost; one wake-up a second per reader is no cost at idle.
+const udpReadTimeout = 1
+
+func listenUDP(addr string) (*udpSocket, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
+	}
+	family, sa := sockaddr(ap)
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
+	}
+	tv := unix.Timeval{Sec: udpReadTimeout}
+	if err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err == nil {
+		err = unix.Bind(fd, sa)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
+	}
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
+	}
+	u := &udpSocket{fd: fd}
+	switch b := bound.(type) {
+	case *unix.SockaddrInet4:
+		u.local = netip.AddrPortFrom(netip.AddrFrom4(b.Addr), uint16(b.Port))
+	case *unix.SockaddrInet6:
+		u.local = netip.AddrPortFrom(netip.AddrFrom16(b.Addr), uint16(b.Port))
+	}
+	return u, nil
+}
+
+func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
+	if ap.Addr().Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+func (u *udpSocket) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(u.local) }
+
+// wake makes blocked readers return (shutdown(SHUT_RD) wakes a blocked recvfrom on Linux).
+func (u *udpSocket) wake() { unix.Shutdown(u.fd, unix.SHUT_RD) }
+
+func (u *udpSocket) Close() error { return unix.Close(u.fd) }
+
+// peer is a client's raw socket address, copied by value to the goroutine that answers a miss.
+type peer struct {
+	sa  unix.RawSockaddrInet6 // large enough for either family
+	len uint32
+}
+
+// quietReads is how many reads in a row may end without a packet (a timeout, or the ~10 ms preemption
+// signal) before a reader gives its P back: about 100-200 ms of silence.
+const quietReads = 16
+
+// recv blocks for one packet, with a raw system call when busy is set. ok is false on a timeout or an
+// interruption; err is set when the socket is unusable (closed, shut down).
+func (u *udpSocket) recv(buf []byte, from *peer, busy bool) (n int, ok bool, err error) {
+	from.len = uint32(unsafe.Sizeof(from.sa))
+	call := syscall.Syscall6
+	if busy {
+		call = syscall.RawSyscall6
+	}
+	r, _, errno := call(unix.SYS_RECVFROM, uintptr(u.fd), uintptr(unsafe.Pointer(&buf[0])),
+		uintptr(len(buf)), 0, uintptr(unsafe.Pointer(&from.sa)), uintptr(unsafe.Pointer(&from.len)))
+	switch errno {
+	case 0:
+		if r == 0 && from.len == 0 { // shut down
+			return 0, false, net.ErrClosed
+		}
+		return int(r), true, nil
+	case unix.EAGAIN, unix.EINTR:
+		return 0, false, nil
+	}
+	return 0, false, errno
+}
+
+// send writes one reply to a client.
+func (u *udpSocket) send(b []byte, to *peer) error {
+	_, _, errno := syscall.Syscall6(unix.SYS_SENDTO, uintptr(u.fd), uintptr(unsafe.Pointer(&b[0])),
+		uintptr(len(b)), 0, uintptr(unsafe.Pointer(&to.sa)), uintptr(to.len))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// serveUDP is one of Config.Readers loops reading a UDP socket on a locked thread. A cache hit is
+// answered right here, with the loop's own buffers: no goroutine, no allocation. A miss is copied out
+// and resolved on its own goroutine so the loop keeps reading.
+func (s *Server) serveUDP(u *udpSocket) {
+	defer s.loops.Done()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	in := make([]byte, maxUDPQuery)
+	out := make([]byte, 0, 4096)
+	var from peer
+	quiet := quietReads // start quiet: no P held until the first packet
+	for {
+		n, ok, err := u.recv(in, &from, quiet < quietReads)
+		if s.isClosing() {
+			return
+		}
+		if err != nil {
+			s.log.Warn().Err(err).Msg("reading udp")
+			return
+		}
+		if !ok {
+			quiet = min(quiet+1, quietReads)
+			continue
+		}
+		quiet = 0
+		pkt := in[:n]
+		q, rc := parseQuery(pkt)
+		if rc == rcodeDrop {
+			s.stats.dropped.Add(1)
+			continue
+		}
+		if rc == 0 {
+			if reply, ok := s.answerFromCache(out[:0], &q, udpLimit(&q)); ok {
+				s.sendUDP(u, reply, &from)
+				out = reply[:0]
+				continue
+			}
+		}
+		s.handlers.Add(1)
+		go s.resolveUDP(u, from, append([]byte(nil), pkt...))
+	}
+}
+
+func (s *Server) resolveUDP(u *udpSocket, from peer, pkt []byte) {
+	defer s.handlers.Done()
+	q, rc := parseQuery(pkt)
+	s.sendUDP(u, s.answer(nil, &q, rc, udpLimit(&q)), &from)
+}
+
+func (s *Server) sendUDP(u *udpSocket, reply []byte, to *peer) {
+	if err := u.send(reply, to); err != nil && !s.isClosing() {
+		s.log.Debug().Err(err).Msg("writing udp reply")
+	}
+}

@@ -3,6 +3,7 @@ package cache
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/miekg/dns"
@@ -12,12 +13,15 @@ import (
 // every TTL offset within a uint16.
 const maxMsgLen = 1<<16 - 1
 
+// maxNameLen is the longest name in wire format (RFC 1035 §2.3.4).
+const maxNameLen = 255
+
 // build fills e from a reply stored at now. It returns built=false when the reply cannot be encoded or
 // does not answer the key's question; otherwise built=true, and an error when the rules say e must not be
 // stored. The reply is not modified.
 func (s *settings) build(e *Entry, key []byte, m *dns.Msg, now time.Time) (built bool, _ error) {
-	if len(key) <= keyName || len(m.Question) != 1 {
-		return false, fmt.Errorf("%w: %d questions, key of %d bytes", ErrBadMessage, len(m.Question), len(key))
+	if m == nil || len(m.Question) != 1 || len(key) <= keyName {
+		return false, fmt.Errorf("%w: not one question, or a key of %d bytes", ErrBadMessage, len(key))
 	}
 	q := m.Question[0]
 	if q.Qtype != binary.BigEndian.Uint16(key[keyType:]) || q.Qclass != binary.BigEndian.Uint16(key[keyClass:]) {
@@ -33,14 +37,16 @@ func (s *settings) build(e *Entry, key []byte, m *dns.Msg, now time.Time) (built
 	}
 	var stack [32]rrInfo
 	qnameLen, rrs, err := walk(wire, stack[:0])
-	if err != nil {
-		return false, fmt.Errorf("%w: walking packed reply: %w", ErrBadMessage, err)
+	if err != nil || qnameLen > maxNameLen {
+		return false, fmt.Errorf("%w: walking packed reply: %v", ErrBadMessage, err)
 	}
 	if !equalFoldASCII(key[keyName:], wire[headerLen:headerLen+qnameLen]) {
 		return false, ErrBadKey
 	}
-	*e = Entry{msgLen: len(wire), qnameLen: qnameLen, stored: now}
-	e.buf = make([]byte, len(wire)+2*len(rrs))
+	*e = Entry{msgLen: uint16(len(wire)), qnameLen: uint8(qnameLen), stored: now}
+	// slices.Grow rounds the capacity up to the allocator's size class, so cap(e.buf) is what the buffer
+	// really costs, and the byte bound counts it.
+	e.buf = slices.Grow([]byte(nil), len(wire)+2*len(rrs))[:len(wire)+2*len(rrs)]
 	copy(e.buf, wire)
 	for i, rr := range rrs {
 		binary.BigEndian.PutUint16(e.buf[len(wire)+2*i:], uint16(rr.ttlOff))
@@ -52,6 +58,9 @@ func (s *settings) build(e *Entry, key []byte, m *dns.Msg, now time.Time) (built
 // packForCache packs m without its per-hop records, with ID 0 and AA clear: a cached answer is not
 // authoritative (RFC 1035 §4.1.1), and the ID is the client's, patched on the way out.
 func packForCache(m *dns.Msg) ([]byte, error) {
+	if hasNilRecord(m) {
+		return nil, fmt.Errorf("%w: nil record", ErrBadMessage)
+	}
 	cp := dns.Msg{MsgHdr: m.MsgHdr, Compress: true, Question: m.Question, Answer: m.Answer, Ns: m.Ns}
 	cp.Id, cp.Authoritative, cp.Response = 0, false, true
 	cp.Extra = m.Extra
@@ -73,7 +82,27 @@ func packForCache(m *dns.Msg) ([]byte, error) {
 	if len(wire) > maxMsgLen {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadMessage, len(wire))
 	}
+	// miekg/dns packs some records it cannot read back: an SOA unpacked with empty RDATA packs its empty
+	// names as nothing and its numbers as zeros; an NSEC3 with truncated RDATA is unpacked leniently and
+	// packed with a salt length but no salt (both found by FuzzSetAppendReply). An entry is served many
+	// times, so it is worth one unpack (about 0.5 µs, on the miss path only) to never serve a reply a
+	// client cannot parse.
+	var check dns.Msg
+	if err := check.Unpack(wire); err != nil {
+		return nil, fmt.Errorf("%w: packed reply does not unpack: %w", ErrBadMessage, err)
+	}
 	return wire, nil
+}
+
+// hasNilRecord reports whether m holds a nil record, which miekg/dns cannot pack (and panics on in
+// the additional section).
+func hasNilRecord(m *dns.Msg) bool {
+	for _, sec := range [...][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		if slices.Contains(sec, nil) {
+			return true
+		}
+	}
+	return false
 }
 
 // perHop reports whether rr belongs to one transaction and must never be cached or forwarded: OPT
@@ -129,8 +158,6 @@ func (s *settings) applyTTLs(e *Entry, rrs []rrInfo) error {
 			t = min(t, s.negMaxTTL)
 		case ServFail:
 			t = min(t, uint32((s.servFailTTL+time.Second-1)/time.Second))
-		default:
-			continue
 		}
 		binary.BigEndian.PutUint32(ttl, t)
 		life = min(life, t)

@@ -78,8 +78,10 @@ func (c *Cache) Get(key []byte) (*Entry, State) {
 	case age < n.lifetime:
 		n.touch()
 		s.hits.Add(1)
-		// The last tenth of the lifetime: the first caller to see it refreshes, once per stored entry.
-		if age >= n.lifetime-n.lifetime/10 && !n.prefetched.Load() && n.prefetched.CompareAndSwap(false, true) {
+		// The last tenth of the lifetime: the first caller to see it refreshes, once per stored entry. A
+		// SERVFAIL is kept to spare the upstream, not worth refreshing early.
+		if age >= n.lifetime-n.lifetime/10 && n.kind != ServFail &&
+			!n.prefetched.Load() && n.prefetched.CompareAndSwap(false, true) {
 			s.prefetches.Add(1)
 			return &n.Entry, Prefetch
 		}
@@ -118,7 +120,7 @@ func (c *Cache) Store(key []byte, m *dns.Msg) (*Entry, error) {
 		s.rejected.Add(1)
 		return &n.Entry, err
 	}
-	n.charge = len(key) + n.Size()
+	n.charge = allocSize(len(key)) + n.Size()
 	if n.charge > s.budget {
 		s.rejected.Add(1)
 		return &n.Entry, ErrTooBig

@@ -45,8 +45,8 @@ type Entry struct {
 	// buf holds the packed reply — ID 0, AA clear, no OPT or TSIG, every TTL already clamped — followed
 	// by the 2-byte big-endian offset of each RR's TTL field. One allocation holds both.
 	buf      []byte
-	msgLen   int
-	qnameLen int // the question name is buf[headerLen : headerLen+qnameLen]
+	msgLen   uint16 // <= maxMsgLen
+	qnameLen uint8  // the question name is buf[headerLen : headerLen+qnameLen]; names are <= 255 bytes
 	kind     Kind
 	staleOK  bool          // may be served after expiry (stored positive or negative answers only)
 	stored   time.Time     // when it was built: TTLs count down from here
@@ -76,7 +76,7 @@ func (e *Entry) AppendReply(dst []byte, id uint16, rd bool, qname []byte, now ti
 	// AA nor RA as a referral, that is as a failed server.
 	r[offFlags2] |= bitRA
 	if qname != nil {
-		if stored := r[headerLen : headerLen+e.qnameLen]; equalFoldASCII(qname, stored) {
+		if stored := r[headerLen : headerLen+int(e.qnameLen)]; equalFoldASCII(qname, stored) {
 			copy(stored, qname)
 		}
 	}
@@ -131,3 +131,15 @@ func (e *Entry) TTL(now time.Time) time.Duration {
 
 // Size returns the bytes the entry is charged against Config.MaxBytes, not counting its key.
 func (e *Entry) Size() int { return cap(e.buf) + entryOverhead }
+
+// allocSize rounds n up the way the Go allocator does for small objects (size classes are multiples of
+// 16 bytes up to 256, coarser above): an estimate that errs high, so the byte bound holds for the heap.
+func allocSize(n int) int {
+	switch {
+	case n <= 8:
+		return 8
+	case n <= 256:
+		return (n + 15) &^ 15
+	}
+	return (n + n/8 + 15) &^ 15 // classes above 256 bytes are at most 12.5% apart
+}

@@ -232,6 +232,15 @@ func TestNotStored(t *testing.T) {
 		}, key: func(t *testing.T, _ *dns.Msg) []byte {
 			return AppendKey(nil, wireName(t, "web.example.com."), dns.TypeAAAA, dns.ClassINET, false, false, 0)
 		}},
+		{name: "nil message", wantErr: ErrBadMessage, m: func(*testing.T) *dns.Msg { return nil },
+			key: func(t *testing.T, _ *dns.Msg) []byte {
+				return AppendKey(nil, wireName(t, "web.example.com."), dns.TypeA, dns.ClassINET, false, false, 0)
+			}},
+		{name: "nil record", wantErr: ErrBadMessage, m: func(t *testing.T) *dns.Msg {
+			m := reply(t, "web.example.com.", dns.TypeA, dns.RcodeSuccess, a, nil)
+			m.Extra = []dns.RR{nil}
+			return m
+		}},
 		{name: "short key", wantErr: ErrBadMessage, m: func(t *testing.T) *dns.Msg {
 			return reply(t, "web.example.com.", dns.TypeA, dns.RcodeSuccess, a, nil)
 		}, key: func(*testing.T, *dns.Msg) []byte { return []byte{0, 0, 0, 1} }},
@@ -294,8 +303,8 @@ func TestServFail(t *testing.T) {
 		}
 		clk.Advance(3*time.Second - time.Nanosecond)
 		e, st := c.Get(keyOf(t, m))
-		if st != Fresh && st != Prefetch {
-			t.Fatalf("before ServFailTTL: got %v, want fresh", st)
+		if st != Fresh {
+			t.Fatalf("before ServFailTTL: got %v, want %v (never Prefetch)", st, Fresh)
 		}
 		if got := e.Rcode(); got != dns.RcodeServerFailure {
 			t.Errorf("Rcode: got %v, want %v", got, dns.RcodeServerFailure)

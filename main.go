@@ -135,12 +135,13 @@ func start(cfg config, log zerolog.Logger) (*app, error) {
 		return nil, fmt.Errorf("%w: upstream: %v", errConfig, err)
 	}
 	a.srv, err = resolver.New(resolver.Config{
-		Listen:     cfg.Listen,
-		Search:     cfg.Search,
-		Ndots:      cfg.Ndots,
-		NoSearch:   append([]string{cfg.ClusterDomain}, cfg.NoSearch...),
-		Timeout:    cfg.Timeout,
-		AAAAFilter: cfg.AAAA == "filter",
+		Listen:        cfg.Listen,
+		Search:        cfg.Search,
+		Ndots:         cfg.Ndots,
+		ClusterDomain: cfg.ClusterDomain,
+		NoSearch:      cfg.NoSearch,
+		Timeout:       cfg.Timeout,
+		AAAAFilter:    cfg.AAAA == "filter",
 	}, a.up, a.cache, log)
 	if err == nil {
 		// A busy UDP reader keeps its P (resolver.udpSocket): make sure the rest of podns has one.

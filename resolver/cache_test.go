@@ -232,3 +232,31 @@ func TestShutdownAnswersInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestWalkAsksOutsideOnlyWhenNeeded: candidates under the cluster domain are asked at once; the name as
+// given, which costs the cluster DNS a query out of the cluster, only once the walk reaches it, as
+// ClusterFirst would.
+func TestWalkAsksOutsideOnlyWhenNeeded(t *testing.T) {
+	h := newHarness(t)
+	h.ask(t, "udp", "graylog", dns.TypeA)
+	h.ask(t, "udp", "www.example.com", dns.TypeA)
+	waitFor(t, func() bool { return h.inflight() == 0 })
+	tests := []struct {
+		name  string
+		qtype uint16
+		want  int
+	}{
+		{"graylog.", dns.TypeA, 0},
+		{"graylog.", dns.TypeAAAA, 0},
+		{"graylog.apps.svc.cluster.local.", dns.TypeA, 1},
+		{"graylog.cluster.local.", dns.TypeA, 1}, // speculative: cheap for the cluster DNS
+		{"www.example.com.apps.svc.cluster.local.", dns.TypeA, 1},
+		{"www.example.com.", dns.TypeA, 1},
+		{"www.example.com.", dns.TypeAAAA, 1},
+	}
+	for _, tt := range tests {
+		if got := h.up.Asked(tt.name, tt.qtype); got != tt.want {
+			t.Errorf("%s %s asked %d times, want %d", tt.name, dns.TypeToString[tt.qtype], got, tt.want)
+		}
+	}
+}

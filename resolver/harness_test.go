@@ -58,11 +58,11 @@ func newHarness(t testing.TB, tweak ...func(*Config, *cache.Config)) *harness {
 	h := &harness{zones: loadTestZones(t), clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}}
 	h.up = &resolvertest.Exchanger{Zones: h.zones}
 	cfg := Config{
-		Listen:   []string{"127.0.0.1:0"},
-		Search:   testSearch,
-		Ndots:    5,
-		NoSearch: []string{"cluster.local"},
-		Now:      h.clock.Now,
+		Listen:        []string{"127.0.0.1:0"},
+		Search:        testSearch,
+		Ndots:         5,
+		ClusterDomain: "cluster.local",
+		Now:           h.clock.Now,
 	}
 	ccfg := cache.Config{Now: h.clock.Now}
 	for _, f := range tweak {

@@ -20,6 +20,7 @@ import (
 type searcher struct {
 	search   []string // lower-case FQDNs, in order
 	ndots    int
+	cluster  string   // the lower-case cluster domain FQDN; "" when unset
 	noSearch []string // lower-case FQDN suffixes: a name at or under one is not searched
 	// noSearchWire holds noSearch in wire format, for expandsWire.
 	noSearchWire []string
@@ -28,15 +29,19 @@ type searcher struct {
 // reverseZones always go upstream as they are: no search domain can turn a PTR name into another.
 var reverseZones = []string{"in-addr.arpa.", "ip6.arpa."}
 
-func newSearcher(search []string, ndots int, noSearch []string) searcher {
+func newSearcher(search []string, ndots int, cluster string, noSearch []string) searcher {
 	s := searcher{ndots: ndots}
+	if cluster = strings.ToLower(dns.Fqdn(strings.TrimSpace(cluster))); cluster != "." {
+		s.cluster = cluster
+		noSearch = append([]string{cluster}, noSearch...)
+	}
 	for _, d := range search {
 		d = strings.ToLower(dns.Fqdn(strings.TrimSpace(d)))
 		if d != "." {
 			s.search = append(s.search, d)
 		}
 	}
-	for _, d := range append(append([]string(nil), noSearch...), reverseZones...) {
+	for _, d := range append(noSearch[:len(noSearch):len(noSearch)], reverseZones...) {
 		d = strings.ToLower(dns.Fqdn(strings.TrimSpace(d)))
 		if d == "." {
 			continue
@@ -114,4 +119,12 @@ func lowerWire(dst, name []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// speculative reports whether a search candidate may be asked before the candidates ahead of it are
+// known to be empty: names under the cluster domain are, because the cluster DNS answers them from
+// memory. Any other candidate (the name as given, an outside search domain) would cost the cluster DNS
+// a query out of the cluster, which ClusterFirst only sends once the walk gets there.
+func (s *searcher) speculative(cand string) bool {
+	return s.cluster != "" && dns.IsSubDomain(s.cluster, cand)
 }

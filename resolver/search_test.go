@@ -6,7 +6,7 @@ import (
 )
 
 func TestCandidates(t *testing.T) {
-	s := newSearcher(testSearch, 5, []string{"cluster.local", "corp.example"})
+	s := newSearcher(testSearch, 5, "cluster.local", []string{"corp.example"})
 	tests := []struct {
 		name string
 		want []string
@@ -51,7 +51,7 @@ func TestCandidatesNdots(t *testing.T) {
 		{3, "www.example.com.", "www.example.com.apps.svc.cluster.local."},
 	}
 	for _, tt := range tests {
-		s := newSearcher(testSearch, tt.ndots, []string{"cluster.local"})
+		s := newSearcher(testSearch, tt.ndots, "cluster.local", nil)
 		if got := s.candidates(nil, tt.name)[0]; got != tt.first {
 			t.Errorf("ndots %d, %s: first candidate got %s, want %s", tt.ndots, tt.name, got, tt.first)
 		}
@@ -59,7 +59,7 @@ func TestCandidatesNdots(t *testing.T) {
 }
 
 func TestCandidatesTooLong(t *testing.T) {
-	s := newSearcher(testSearch, 5, nil)
+	s := newSearcher(testSearch, 5, "", nil)
 	long := ""
 	for len(long) < 240 {
 		long += "abcdefghi."

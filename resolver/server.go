@@ -24,10 +24,13 @@ type Exchanger interface {
 // Config configures a Server. Zero values mean the documented defaults, except Ndots, which is taken
 // as it is (ndots:0 is a valid resolv.conf setting).
 type Config struct {
-	Listen   []string // host:port addresses, each served on UDP and TCP; required
-	Search   []string // search domains, in order (ClusterFirst: <ns>.svc.<domain>, svc.<domain>, <domain>)
-	Ndots    int      // as in resolv.conf
-	NoSearch []string // suffixes whose names go upstream as they are (the cluster domain, at least)
+	Listen []string // host:port addresses, each served on UDP and TCP; required
+	Search []string // search domains, in order (ClusterFirst: <ns>.svc.<domain>, svc.<domain>, <domain>)
+	Ndots  int      // as in resolv.conf
+	// ClusterDomain ("cluster.local"): names under it are never searched, and search candidates under
+	// it are asked speculatively, all at once (the cluster DNS answers them from memory).
+	ClusterDomain string
+	NoSearch      []string // more suffixes whose names go upstream as they are
 
 	// Timeout bounds the work for one client query. Default 3s: inside the 5 s that glibc and musl wait
 	// before they retry, so a client hears SERVFAIL (and moves on) rather than silence.
@@ -136,7 +139,7 @@ func New(cfg Config, up Exchanger, c *cache.Cache, log zerolog.Logger) (*Server,
 		log:      log.With().Str("component", "resolver").Logger(),
 		up:       up,
 		cache:    c,
-		search:   newSearcher(cfg.Search, cfg.Ndots, cfg.NoSearch),
+		search:   newSearcher(cfg.Search, cfg.Ndots, cfg.ClusterDomain, cfg.NoSearch),
 		now:      cfg.Now,
 		sem:      make(chan struct{}, cfg.MaxInFlight),
 		bg:       bg,

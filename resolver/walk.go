@@ -22,7 +22,7 @@ type walkQuestion struct {
 }
 
 // walk resolves a searched name as glibc does under ClusterFirst (res_query.c __res_context_search), but
-// with every candidate asked at once:
+// with the candidates under the cluster domain asked at once (searcher.speculative):
 //
 //   - the walk ends at the first candidate, in order, that has records — for A and AAAA, records of
 //     either type (glibc asks both and stops when either has an answer), so the A and AAAA replies of a
@@ -40,17 +40,24 @@ func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Ms
 	if paired {
 		second = make([]handle, len(cands))
 	}
+	asked := make([]bool, len(cands))
 	started := 0
-	for i, c := range cands {
-		primary[i] = s.lookup(c, wq.qtype, wq.qclass, wq.do, wq.cd, force)
+	ask := func(i int) {
+		asked[i] = true
+		primary[i] = s.lookup(cands[i], wq.qtype, wq.qclass, wq.do, wq.cd, force)
 		if primary[i].started {
 			started++
 		}
 		if paired {
-			second[i] = s.lookup(c, other, wq.qclass, wq.do, wq.cd, force)
+			second[i] = s.lookup(cands[i], other, wq.qclass, wq.do, wq.cd, force)
 			if second[i].started {
 				started++
 			}
+		}
+	}
+	for i, c := range cands {
+		if i == 0 || s.search.speculative(c) {
+			ask(i)
 		}
 	}
 
@@ -62,6 +69,9 @@ func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Ms
 	failed := false
 	clamp := uint32(math.MaxUint32)
 	for i, c := range cands {
+		if !asked[i] { // every candidate before it is known to be empty: ClusterFirst would ask it now
+			ask(i)
+		}
 		m, ok := primary[i].wait(ctx, s)
 		found := ok && hasRecords(m)
 		if !found && paired {

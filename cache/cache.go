@@ -2,6 +2,7 @@ package cache
 
 import (
 	"hash/maphash"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -64,7 +65,11 @@ func (c *Cache) shardFor(key []byte) *shard {
 
 // Get looks key up. It returns the entry and Fresh, Prefetch or Stale, or nil and Miss. It does not
 // allocate; a hit takes the shard's read lock for the map lookup only.
-func (c *Cache) Get(key []byte) (*Entry, State) {
+func (c *Cache) Get(key []byte) (*Entry, State) { return c.GetAt(key, c.cfg.now()) }
+
+// GetAt is Get at a time the caller already read from the same clock: a hit then reads the clock once
+// for both the lookup and AppendReply (a clock read is a fifth of a hit's cost, see BenchmarkHit).
+func (c *Cache) GetAt(key []byte, now time.Time) (*Entry, State) {
 	s := c.shardFor(key)
 	s.mu.RLock()
 	n := s.items[string(key)]
@@ -73,7 +78,7 @@ func (c *Cache) Get(key []byte) (*Entry, State) {
 		s.misses.Add(1)
 		return nil, Miss
 	}
-	age := c.cfg.now().Sub(n.stored)
+	age := now.Sub(n.stored)
 	switch {
 	case age < n.lifetime:
 		n.touch()

@@ -127,6 +127,7 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	}{
 		{"AppendKey", func() { key = AppendKey(key[:0], qname, dns.TypeA, dns.ClassINET, false, false, 0) }},
 		{"Get", func() { c.Get(key) }},
+		{"GetAt", func() { c.GetAt(key, now) }},
 		{"Get miss", func() { c.Get(key[:len(key)-1]) }},
 		{"AppendReply", func() {
 			e, _ := c.Get(key)

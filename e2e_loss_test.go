@@ -29,6 +29,8 @@ const (
 	// e2eUniqueEvery makes every fifth lookup a name never asked before, so that podns's cache cannot
 	// answer it and the figures include the misses that go upstream.
 	e2eUniqueEvery = 5
+	// e2eExamples is how many slow or wrong lookups of a phase the log shows.
+	e2eExamples = 8
 )
 
 // e2eLossNames is the mix of names one phase resolves: names applications look up, in turn, with a
@@ -58,7 +60,7 @@ type e2eLossFigures struct {
 	udpPackets       uint64 // UDP packets on the pod's link, both directions
 	packets          uint64 // UDP and TCP packets on the pod's link, both directions
 	queries          float64
-	wrongExamples    []string
+	examples         []string // the first few slow lookups and wrong answers, for the log
 }
 
 // runLoss resolves the phase's names with e2eLossWorkers processes of one client in one pod, and reads
@@ -71,11 +73,10 @@ func (w *e2eWorld) runLoss(pod *e2ePod, resolver string, client e2eClient, refer
 	results := make([][]e2eLookup, e2eLossWorkers)
 	errs := make([]error, e2eLossWorkers)
 	var wg sync.WaitGroup
+	// Each process takes a contiguous share, so each resolves the same mix as the whole phase.
+	share := (len(names) + e2eLossWorkers - 1) / e2eLossWorkers
 	for k := range e2eLossWorkers {
-		var mine []string
-		for i := k; i < len(names); i += e2eLossWorkers {
-			mine = append(mine, names[i])
-		}
+		mine := names[min(k*share, len(names)):min((k+1)*share, len(names))]
 		wg.Go(func() { results[k], errs[k] = w.lookup(pod, client, mine) })
 	}
 	wg.Wait()
@@ -100,6 +101,9 @@ func (w *e2eWorld) runLoss(pod *e2ePod, resolver string, client e2eClient, refer
 			elapsed = append(elapsed, r.elapsed)
 			if r.elapsed > e2eSlow {
 				f.slow++
+				if len(f.examples) < e2eExamples {
+					f.examples = append(f.examples, fmt.Sprintf("slow: %s took %v (%s)", r.name, r.elapsed.Round(time.Millisecond), r.result))
+				}
 			}
 			want, ok := reference[r.name]
 			if !ok {
@@ -107,8 +111,8 @@ func (w *e2eWorld) runLoss(pod *e2ePod, resolver string, client e2eClient, refer
 			}
 			if r.result != want {
 				f.wrong++
-				if len(f.wrongExamples) < 5 {
-					f.wrongExamples = append(f.wrongExamples, fmt.Sprintf("%s: got %q, want %q", r.name, r.result, want))
+				if len(f.examples) < e2eExamples {
+					f.examples = append(f.examples, fmt.Sprintf("wrong: %s: got %q, want %q", r.name, r.result, want))
 				}
 			}
 		}
@@ -137,8 +141,8 @@ func testLoss(t *testing.T, w *e2eWorld, clients []e2eClient, reference map[stri
 			f := w.runLoss(run.pod, run.resolver, client, reference[run.resolver+"/"+client.name])
 			t.Logf("%s through %s: %d lookups in %v", client.name, run.resolver, f.lookups, time.Since(start).Round(time.Millisecond))
 			all = append(all, f)
-			for _, example := range f.wrongExamples {
-				t.Logf("  wrong answer: %s", example)
+			for _, example := range f.examples {
+				t.Logf("  %s", example)
 			}
 		}
 	}

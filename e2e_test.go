@@ -108,14 +108,14 @@ func TestE2E(t *testing.T) {
 
 	var reference map[string]map[string]string
 	t.Run("answers", func(t *testing.T) {
-		reference = testAnswers(t, w, clients)
-		testDigAnswers(t, w)
+		reference = testAnswers(t, w.forTest(t), clients)
+		testDigAnswers(t, w.forTest(t))
 	})
 	if reference == nil {
 		t.Fatal("no reference answers: the answers phase stopped early")
 	}
 	t.Run("loss", func(t *testing.T) {
-		testLoss(t, w, clients, reference, podns)
+		testLoss(t, w.forTest(t), clients, reference, podns)
 	})
 
 	for _, pod := range []*e2ePod{w.cf, w.podns} {

@@ -88,6 +88,14 @@ func newE2EWorld(ctx context.Context, t *testing.T) *e2eWorld {
 	return w
 }
 
+// forTest returns the world with t as the test to report to, for use inside a subtest: failures then
+// belong to the subtest, and FailNow runs on the subtest's goroutine as the testing package requires.
+func (w *e2eWorld) forTest(t *testing.T) *e2eWorld {
+	c := *w
+	c.t = t
+	return &c
+}
+
 // addPod creates a pod namespace, its veth pair to kube-dns, its route to the service range (and no
 // other route), its ClusterIP DNAT and guard rules, and the files mounted over its /etc.
 func (w *e2eWorld) addPod(pod *e2ePod) {

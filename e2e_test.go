@@ -100,10 +100,12 @@ func TestE2E(t *testing.T) {
 	w.setResolvConf(w.cf, "search apps.svc.cluster.local svc.cluster.local cluster.local\n"+
 		"nameserver "+e2eClusterIP+"\n"+
 		"options ndots:5\n")
-	// podns, as the kubelet writes it for the documented pod spec (dnsPolicy: None, nameservers:
-	// [127.0.0.1]) and nothing else: no search list (podns expands names itself), and no options,
-	// since any we added would measure a configuration users do not have.
-	w.setResolvConf(w.podns, "nameserver 127.0.0.1\n")
+	// podns, as the kubelet writes it for the pod spec users copy (examples/native-sidecar.yaml:
+	// dnsPolicy None, nameserver 127.0.0.1, no search list since podns expands names itself, and the
+	// options it documents), so the suite measures what users run.
+	podnsConf := podnsResolvConf(t)
+	t.Logf("podns pod's resolv.conf, from %s:\n%s", e2eManifest, podnsConf)
+	w.setResolvConf(w.podns, podnsConf)
 	podns := w.startPodns(w.buildPodns())
 
 	var reference map[string]map[string]string

@@ -1,0 +1,82 @@
+# bench/lib/servers.sh: where each server listens, its configuration, and the command that runs it.
+# Sourced by bench/run.
+#
+# Each server has its own loopback address and port; nothing listens on a wildcard address or on port
+# 53, so the bench cannot collide with a resolver or test already running on the machine. The ports are
+# below the ephemeral range (32768+), so no client socket of another process can hold them.
+
+KNOT_ADDR=127.77.0.1 KNOT_PORT=15300
+declare -A ADDR=([unbound]=127.77.0.2 [dnsmasq]=127.77.0.3 [dnsdist]=127.77.0.4 [podns]=127.77.0.5)
+declare -A PORT=([unbound]=15302 [dnsmasq]=15303 [dnsdist]=15304 [podns]=15305)
+PEERS=(unbound dnsmasq dnsdist)
+
+# render SRC DST NAME: fill a bench/conf template's @PLACEHOLDERS@. Knot's address comes in each
+# program's own notation: ip@port (Knot, Unbound), ip:port (dnsdist), ip#port (dnsmasq).
+render() {
+	sed -e "s|@DIR@|$TMP|g" -e "s|@TESTDATA@|$REPO/testdata|g" -e "s|@BENCH@|$BENCH|g" \
+		-e "s|@ADDR@|${ADDR[$3]:-}|g" -e "s|@PORT@|${PORT[$3]:-}|g" \
+		-e "s|@KNOT_AT@|$KNOT_ADDR@$KNOT_PORT|g" -e "s|@KNOT_COLON@|$KNOT_ADDR:$KNOT_PORT|g" \
+		-e "s|@KNOT_HASH@|$KNOT_ADDR#$KNOT_PORT|g" "$1" >"$2"
+}
+
+render_configs() {
+	mkdir -p "$TMP/knot"
+	render "$BENCH/conf/knot.conf" "$TMP/knot.conf" knot
+	render "$BENCH/conf/unbound.conf" "$TMP/unbound.conf" unbound
+	render "$BENCH/conf/dnsmasq.conf" "$TMP/dnsmasq.conf" dnsmasq
+	render "$BENCH/conf/dnsdist.conf" "$TMP/dnsdist.conf" dnsdist
+	cp "$TMP"/*.conf "$RAW/"
+}
+
+# server_cmd NAME: set CMD to the command line that runs NAME in the foreground on the server core.
+server_cmd() {
+	local pin=(taskset -c "$SERVER_CPU")
+	case $1 in
+	knot) CMD=(taskset -c "$CLIENT_CPU" knotd -c "$TMP/knot.conf") ;;
+	unbound) CMD=("${pin[@]}" unbound -d -c "$TMP/unbound.conf") ;;
+	dnsmasq) CMD=("${pin[@]}" dnsmasq -k -C "$TMP/dnsmasq.conf") ;;
+	dnsdist) CMD=("${pin[@]}" dnsdist --supervised --disable-syslog -C "$TMP/dnsdist.conf") ;;
+	# podns: the Knot names are asked as FQDNs. Names under cluster.local go upstream as they are
+	# (the cluster domain is never searched); with ndots 1, www.example.com and <x>.miss.test are
+	# asked as given first and answered there, so no search candidate is tried, as for the peers,
+	# which do no search at all. PODNS_NO_SEARCH=miss.test says the same for misses, whatever ndots.
+	# No HTTP listener, warnings only, and no drain on SIGTERM (the start-up trials stop it 5 times).
+	podns) CMD=(env PODNS_LISTEN="${ADDR[podns]}:${PORT[podns]}" PODNS_UPSTREAMS="$KNOT_ADDR:$KNOT_PORT"
+		PODNS_HTTP_ADDR= PODNS_LOG_LEVEL=warn PODNS_NAMESPACE=apps PODNS_NDOTS=1
+		PODNS_NO_SEARCH=miss.test PODNS_DRAIN=0s "${pin[@]}" "$TMP/podns") ;;
+	*)
+		echo "bench: unknown server $1" >&2
+		exit 2
+		;;
+	esac
+}
+
+# server_version NAME: one line for the table's header.
+server_version() {
+	case $1 in
+	knot) knotd --version 2>&1 | head -1 ;;
+	unbound) unbound -V 2>&1 | awk 'NR == 1 {print "unbound", $2}' ;;
+	dnsmasq) dnsmasq --version 2>&1 | head -1 | awk '{print $1, $2, $3}' ;;
+	dnsdist) dnsdist --version 2>&1 | head -1 | awk '{print $1, $2}' ;;
+	podns) echo "podns $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD -- . 2>/dev/null || echo +dirty) ($(go version | awk '{print $3}'))" ;;
+	esac
+}
+
+# build_podns: the static binary podns ships as (Dockerfile: CGO off, -trimpath, stripped).
+build_podns() {
+	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w' -o "$TMP/podns" .) \
+		>"$RAW/podns-build.log" 2>&1 || {
+		echo "bench: building podns failed:" >&2
+		cat "$RAW/podns-build.log" >&2
+		echo "bench: to measure only the peers meanwhile: bench/run --servers=unbound,dnsmasq,dnsdist" >&2
+		exit 1
+	}
+	put podns binary_mb "$(stat -c %s "$TMP/podns" | awk '{printf "%.2f", $1 / 1e6}')"
+}
+
+build_startlat() {
+	(cd "$REPO" && go build -o "$TMP/startlat" ./bench/startlat) >"$RAW/startlat-build.log" 2>&1 || {
+		cat "$RAW/startlat-build.log" >&2
+		exit 1
+	}
+}

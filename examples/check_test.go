@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// What podns serves, from main's configuration defaults (README, "Configuration").
+// What podns serves, from the defaults in main's config.go.
 const (
 	podnsListen      = "127.0.0.1:53" // PODNS_LISTEN's default: the address the pod's resolv.conf names
 	podnsHTTPPort    = 9153           // port of PODNS_HTTP_ADDR's default ":9153"

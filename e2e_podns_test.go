@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -16,8 +17,8 @@ import (
 // about a minute on the 2-core CI machine, a cached one a few seconds.
 const e2eBuildTimeout = 5 * time.Minute
 
-// buildPodns returns the podns binary under test: the one named by PODNS_E2E_BINARY (CI builds it
-// once), or one built from this module now.
+// buildPodns returns the podns binary under test: the one named by PODNS_E2E_BINARY, or one built
+// from this module now, with the race detector when the test binary has it.
 func (w *e2eWorld) buildPodns() string {
 	w.t.Helper()
 	if bin := os.Getenv("PODNS_E2E_BINARY"); bin != "" {
@@ -28,12 +29,17 @@ func (w *e2eWorld) buildPodns() string {
 		return abs
 	}
 	bin := filepath.Join(w.dir, "podns")
+	args := []string{"build", "-o", bin}
+	if e2eRace {
+		args = append(args, "-race")
+	}
 	ctx, cancel := context.WithTimeout(w.ctx, e2eBuildTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		w.t.Fatalf("building podns: %v: %s", err, out)
 	}
+	w.t.Logf("built podns with %s", strings.Join(args, " "))
 	return bin
 }
 
@@ -79,4 +85,52 @@ func (w *e2eWorld) startPodns(bin string) *e2eProc {
 		return nil
 	})
 	return p
+}
+
+// checkPodnsRaces stops podns and fails the test if the race detector reported anything while real
+// clients drove it.
+func (w *e2eWorld) checkPodnsRaces(p *e2eProc) {
+	w.t.Helper()
+	p.stop()
+	data, err := os.ReadFile(p.log)
+	if err != nil {
+		w.t.Fatalf("reading the podns log: %v", err)
+	}
+	if n := bytes.Count(data, []byte("WARNING: DATA RACE")); n > 0 {
+		w.t.Errorf("podns: got %d data race reports, want 0:\n%s", n, e2eFirstRace(data))
+	}
+}
+
+// e2eFirstRace returns the first race report of a log.
+func e2eFirstRace(log []byte) []byte {
+	const start, end = "WARNING: DATA RACE", "=================="
+	i := bytes.Index(log, []byte(start))
+	if i < 0 {
+		return nil
+	}
+	report := log[i:]
+	if j := bytes.Index(report, []byte(end)); j >= 0 {
+		report = report[:j]
+	}
+	return report
+}
+
+func TestE2EFirstRace(t *testing.T) {
+	report := "WARNING: DATA RACE\nWrite at 0x00c by goroutine 7:\n  main.f()\n"
+	tests := []struct {
+		name, log, want string
+	}{
+		{"none", `{"level":"info"}` + "\n", ""},
+		{"one", "==================\n" + report + "==================\n", report},
+		{"two", "==================\n" + report + "==================\n" +
+			"==================\nWARNING: DATA RACE\nRead\n==================\n", report},
+		{"cut short", "==================\n" + report, report},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(e2eFirstRace([]byte(tt.log))); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
 }

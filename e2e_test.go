@@ -120,6 +120,7 @@ func TestE2E(t *testing.T) {
 		testLoss(t, w.forTest(t), clients, reference, podns)
 	})
 
+	w.checkPodnsRaces(podns)
 	for _, pod := range []*e2ePod{w.cf, w.podns} {
 		if escaped := w.nftCounters(pod.netns)["escaped"]; escaped != 0 {
 			t.Errorf("%s: %d packets tried to leave for an address outside the test world, want 0", pod.netns, escaped)

@@ -1,0 +1,7 @@
+//go:build race
+
+package main
+
+// e2eRace reports that the test binary runs with the race detector: CI's `go test -race`. The suite
+// then builds podns with -race too, so that real clients drive the server under the detector.
+const e2eRace = true

@@ -40,8 +40,9 @@ const (
 // tells its call exactly once; an entry removed by its own call (cancel) is
 // told nothing.
 type entry struct {
-	cn *conn  // set before the entry is published, then immutable
-	id uint16 // idem
+	cn  *conn  // set before the entry is published, then immutable
+	id  uint16 // idem
+	seq int32  // idem: the connection's n-th query, from 1
 
 	// guarded by cn.mu:
 	c          *call  // waiting call; nil once orphaned (call gone, reply may still come)
@@ -150,21 +151,27 @@ func (cn *conn) enqueue(cl *call, e *entry, now int64) bool {
 	}
 	if limit > 0 && cn.accepted.Load() >= limit {
 		cn.state.CompareAndSwap(stReady, stDraining)
+		done := cn.drained()
 		cn.mu.Unlock()
+		if done {
+			cn.close(errDrained, false)
+		}
 		return false
 	}
 	id := uint16(rand.Uint32())
 	for cn.inflight[id] != nil {
 		id = uint16(rand.Uint32())
 	}
-	*e = entry{cn: cn, id: id, c: cl}
+	*e = entry{cn: cn, id: id, c: cl, seq: cn.accepted.Load() + 1}
 	cn.inflight[id] = e
 	cn.queue = append(cn.queue, e)
 	cn.live++
 	cn.lastActive = now
 	cn.load.Store(int32(len(cn.inflight)))
 	cn.queued.Store(int32(len(cn.queue)))
-	cn.accepted.Add(1)
+	if n := cn.accepted.Add(1); limit > 0 && n >= limit {
+		cn.state.CompareAndSwap(stReady, stDraining) // that was its last query
+	}
 	cn.mu.Unlock()
 	select {
 	case cn.wake <- struct{}{}:
@@ -179,8 +186,8 @@ func (cn *conn) enqueue(cl *call, e *entry, now int64) bool {
 // yet to work through it; an unwritten one is dropped.
 func (cn *conn) cancel(cl *call, e *entry) {
 	cn.mu.Lock()
-	defer cn.mu.Unlock()
 	if cn.inflight[e.id] != e || e.c != cl {
+		cn.mu.Unlock()
 		return // answered or failed already: its event is in cl.events
 	}
 	e.c = nil
@@ -192,6 +199,31 @@ func (cn *conn) cancel(cl *call, e *entry) {
 		cn.drop(e) // a serial server answered later queries: it skipped this one
 	}
 	cn.load.Store(int32(len(cn.inflight)))
+	done := cn.drained()
+	cn.mu.Unlock()
+	if done {
+		cn.close(errDrained, false)
+	}
+}
+
+// retireAt drains the connection if it took limit queries already.
+func (cn *conn) retireAt(limit int32) {
+	cn.mu.Lock()
+	if cn.accepted.Load() >= limit {
+		cn.state.CompareAndSwap(stReady, stDraining)
+	}
+	done := cn.drained()
+	cn.mu.Unlock()
+	if done {
+		cn.close(errDrained, false)
+	}
+}
+
+// drained reports whether a draining connection has no call left waiting:
+// it closes now rather than at the janitor's next round, so it does not
+// hold a place under MaxConnsPerServer. Called with mu held.
+func (cn *conn) drained() bool {
+	return cn.state.Load() == stDraining && cn.live == 0
 }
 
 // writeLoop writes queued queries until the connection closes. Everything
@@ -310,13 +342,17 @@ func (cn *conn) deliver(buf []byte, now int64) {
 		cn.live--
 	}
 	cn.load.Store(int32(len(cn.inflight)))
+	done := cn.drained()
 	cn.mu.Unlock()
 	if cl == nil {
 		c.stats.lateReplies.Add(1)
 		c.rbufs.put(buf)
-		return
+	} else {
+		cl.events <- event{e: e, buf: buf}
 	}
-	cl.events <- event{e: e, buf: buf}
+	if done {
+		cn.close(fmt.Errorf("closing connection to %s: %w", cn.p.addr, errDrained), false)
+	}
 }
 
 // noteOrder marks the entries written before e as overtaken. An overtaken
@@ -415,9 +451,16 @@ func (cn *conn) close(reason error, serverClosed bool) {
 		nc.Close()
 	}
 	// The pool learns a query limit before the calls re-send, so that the
-	// re-sends avoid connections about to hit the same limit.
+	// re-sends avoid connections about to hit the same limit. Queries past
+	// the limit went unanswered because of it, not because of what they
+	// ask (a serial server like dnsmasq never even read them): re-sending
+	// them is not the one re-send a query gets.
 	cn.p.removed(cn, reason, info, now)
+	limit := cn.p.queryLimit(now)
 	for _, ev := range failed {
+		if limit > 0 && ev.e.seq > limit {
+			ev.sent = false
+		}
 		ev.c.events <- ev
 	}
 }
@@ -430,7 +473,13 @@ func (cn *conn) close(reason error, serverClosed bool) {
 // replies (§3.2.2).
 func (cn *conn) serverIdle(timeout uint16) {
 	if timeout == 0 {
+		cn.mu.Lock()
 		cn.state.CompareAndSwap(stReady, stDraining)
+		done := cn.drained()
+		cn.mu.Unlock()
+		if done {
+			cn.close(errDrained, false)
+		}
 		return
 	}
 	d := time.Duration(timeout) * 100 * time.Millisecond

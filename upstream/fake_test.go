@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/fnv"
 	"io"
 	"math/rand/v2"
@@ -51,6 +53,7 @@ type fakeServer struct {
 	answers   atomic.Int64 // answers sent
 	accepted  atomic.Int64
 	clientEOF atomic.Int64 // connections the client closed first
+	slow      sync.Map     // lower-case names whose answer was delayed ≥ 50 ms
 
 	mu       sync.Mutex // guards the fields below
 	conns    map[net.Conn]bool
@@ -148,15 +151,14 @@ func (fs *fakeServer) serve(c net.Conn, seq int64) {
 	}
 	read := 0
 	for {
+		var wait time.Duration
 		switch {
 		case len(batch) > 0:
-			_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			wait = 20 * time.Millisecond
 		case fs.s.idleClose > 0:
-			_ = c.SetReadDeadline(time.Now().Add(fs.s.idleClose))
-		default:
-			_ = c.SetReadDeadline(time.Time{})
+			wait = fs.s.idleClose
 		}
-		q, err := readMsg(c)
+		q, err := readMsgWithin(c, wait)
 		if ne, ok := err.(net.Error); ok && ne.Timeout() && len(batch) > 0 {
 			flush()
 			continue
@@ -164,11 +166,16 @@ func (fs *fakeServer) serve(c net.Conn, seq int64) {
 		if err != nil {
 			if err == io.EOF {
 				fs.clientEOF.Add(1)
+			} else if ne, ok := err.(net.Error); !errors.Is(err, net.ErrClosed) && (!ok || !ne.Timeout()) {
+				fs.t.Logf("fake: conn %d: %v", seq, err)
 			}
 			return
 		}
 		n := fs.queries.Add(1)
 		read++
+		if fs.s.delay != nil && fs.s.delay(n) >= 50*time.Millisecond {
+			fs.slow.Store(strings.ToLower(q.Question[0].Name), true)
+		}
 		if fc.faulty && fs.s.resetAfter > 0 && read >= fs.s.resetAfter {
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetLinger(0) // close sends RST
@@ -273,6 +280,22 @@ func (fc *fconn) write(msg []byte) bool {
 	}
 	_, err := fc.c.Write(frame)
 	return err == nil
+}
+
+// readMsgWithin reads one framed message; wait > 0 bounds the wait for its
+// first byte only, so a deadline never cuts a frame in two.
+func readMsgWithin(c net.Conn, wait time.Duration) (*dns.Msg, error) {
+	var first [1]byte
+	var deadline time.Time // zero: none, clearing an expired one
+	if wait > 0 {
+		deadline = time.Now().Add(wait)
+	}
+	_ = c.SetReadDeadline(deadline)
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		return nil, err
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return readMsg(io.MultiReader(bytes.NewReader(first[:]), c))
 }
 
 func readMsg(r io.Reader) (*dns.Msg, error) {

@@ -21,6 +21,9 @@ const (
 	// a millisecond; silence for longer with a query outstanding means a
 	// serial server is on a slow one.
 	minBusyAfter = time.Millisecond
+	// maxGrowDials bounds concurrent dials beyond ConnsPerServer: enough to
+	// follow a burst, few enough not to flood a struggling server.
+	maxGrowDials = 2
 )
 
 // pool holds the connections to one server and its health.
@@ -36,9 +39,11 @@ type pool struct {
 	lastUsed   atomic.Int64 // last pick (client clock)
 	limit      atomic.Int32 // learned queries-per-connection limit; 0: none
 	limitUntil atomic.Int64
+	limitCand  atomic.Int32 // a limit seen once, waiting for confirmation
 
 	mu          sync.Mutex // guards the fields below
 	conns       []*conn    // dialing, ready or draining
+	peak        int        // most connections at once
 	seq         uint64     // numbers connections for logs
 	rr          int        // rotates the scan, spreading load over idle connections
 	dialing     int
@@ -57,10 +62,11 @@ type pool struct {
 // answer out of order (the A and AAAA leave in one write); an idle one; for
 // an out-of-order server, the least loaded; otherwise (a serial server, or
 // one not yet seen reordering) a new connection is opened, up to
-// MaxConnsPerServer, and the query goes to the least loaded connection that
-// is answering, else to the new one. A connection whose server has been
-// silent for busyAfter with a query outstanding comes last: on a serial
-// server everything sent there waits behind a slow answer.
+// MaxConnsPerServer, and the query goes to a dialing connection with nothing
+// queued, else to the least loaded connection that is answering, else to a
+// dialing one. A connection whose server has been silent for busyAfter with
+// a query outstanding comes last: on a serial server everything sent there
+// waits behind a slow answer.
 func (p *pool) pick(cl *call, now int64) *conn {
 	cfg := &p.c.cfg
 	p.lastUsed.Store(now)
@@ -125,12 +131,16 @@ func (p *pool) pick(cl *call, now int64) *conn {
 	case reorders && flow != nil && flow.load.Load() < maxIn/2:
 		return flow
 	}
-	if p.dialing == 0 && p.canDial(now) {
+	// A serial server answers a busy connection's queries one by one: a
+	// new connection costs one handshake, the busy one maybe a slow answer.
+	if p.dialing < maxGrowDials && p.canDial(now) {
 		if d := p.dial(now); fresh == nil {
 			fresh = d
 		}
 	}
 	switch {
+	case fresh != nil && fresh.load.Load() == 0:
+		return fresh
 	case flow != nil:
 		return flow
 	case fresh != nil:
@@ -150,6 +160,7 @@ func (p *pool) dial(now int64) *conn {
 	p.seq++
 	cn := newConn(p, p.seq, now)
 	p.conns = append(p.conns, cn)
+	p.peak = max(p.peak, len(p.conns))
 	p.dialing++
 	p.c.stats.conns.Add(1)
 	p.c.wg.Add(1) // under mu with closed false: Close has not begun waiting
@@ -191,19 +202,40 @@ func (p *pool) removed(cn *conn, reason error, info closeInfo, now int64) {
 	p.log.Debug().Uint64("conn", cn.seq).Int("answered", info.answered).Int("unanswered", info.written).
 		AnErr("reason", reason).Msg("connection closed")
 
-	// dnsmasq serves 100 queries per connection, miekg/dns 128, then close:
-	// queries pipelined past the limit are lost. Such a close comes right
-	// after the last answer while queries are outstanding; an idle close
-	// racing a new query comes long after it.
-	if info.serverClosed && info.written > 0 && info.gap < int64(limitGap) && info.answered >= minLimit {
-		old := p.limit.Load()
-		if old == 0 || int32(info.answered) < old {
-			p.limit.Store(int32(info.answered))
-			p.log.Info().Int("limit", info.answered).Msg("server closes connections after a fixed number of queries")
-		}
+	if l := p.limitSeen(info); l > 0 {
+		// limitUntil first: queryLimit would take a limit with the old
+		// expiry for an expired one and drop it.
 		p.limitUntil.Store(now + int64(limitTTL))
+		if old := p.limit.Load(); old == 0 || l < old {
+			p.limit.Store(l)
+			p.log.Info().Int32("limit", l).Msg("server closes connections after a fixed number of queries")
+		}
+		p.mu.Lock()
+		conns := slices.Clone(p.conns)
+		p.mu.Unlock()
+		for _, o := range conns {
+			o.retireAt(l)
+		}
 	}
 	p.warm(now)
+}
+
+// limitSeen returns the per-connection query limit a close reveals, or 0.
+// dnsmasq serves 100 queries per connection and miekg/dns 128, then close,
+// losing whatever was pipelined past the limit. Such a close comes right
+// after the last answer; an idle close (even one racing a new query) comes
+// long after it. With queries lost, one close is enough to act on; a close
+// that lost nothing must repeat the same count first, so a server restart
+// that happens to follow an answer is not taken for a limit.
+func (p *pool) limitSeen(info closeInfo) int32 {
+	if !info.serverClosed || info.gap >= int64(limitGap) || info.answered < minLimit {
+		return 0
+	}
+	n := int32(info.answered)
+	if info.written > 0 || p.limitCand.Swap(n) == n {
+		return n
+	}
+	return 0
 }
 
 // queryLimit returns the learned per-connection query limit, 0 if none.
@@ -300,10 +332,10 @@ func (p *pool) shutdown() {
 
 func (p *pool) stats() ServerStats {
 	p.mu.Lock()
-	n := len(p.conns)
+	n, peak := len(p.conns), p.peak
 	p.mu.Unlock()
 	return ServerStats{
-		Addr: p.addr, Up: !p.health.down(), Conns: n,
+		Addr: p.addr, Up: !p.health.down(), Conns: n, PeakConns: peak,
 		Reorders: p.reorders.Load(), QueryLimit: int(p.limit.Load()),
 	}
 }

@@ -75,6 +75,7 @@ type ServerStats struct {
 	Addr       string
 	Up         bool // answering, or not yet known to be down
 	Conns      int  // connections open or dialing
+	PeakConns  int  // most connections open or dialing at once
 	Reorders   bool // seen answering out of order
 	QueryLimit int  // learned per-connection query limit; 0: none seen
 }

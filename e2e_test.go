@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +80,7 @@ func e2eContext(t *testing.T) context.Context {
 // It needs root and the tools of e2eTools; CI runs it as root with PODNS_E2E_REQUIRE=1.
 func TestE2E(t *testing.T) {
 	requireE2E(t)
-	prefix := e2eNetnsPrefix + strconv.Itoa(os.Getpid())
+	prefix := e2eRunPrefix()
 	t.Cleanup(func() {
 		// Registered first, so it runs last: every namespace of the run must be gone.
 		if left, err := netnsLeft(prefix); err != nil || len(left) > 0 {
@@ -121,9 +120,9 @@ func TestE2E(t *testing.T) {
 	})
 
 	w.checkPodnsRaces(podns)
-	for _, pod := range []*e2ePod{w.cf, w.podns} {
-		if escaped := w.nftCounters(pod.netns)["escaped"]; escaped != 0 {
-			t.Errorf("%s: %d packets tried to leave for an address outside the test world, want 0", pod.netns, escaped)
+	for _, netns := range []string{w.dns, w.cf.netns, w.podns.netns} {
+		if escaped := w.nftCounters(netns)["escaped"]; escaped != 0 {
+			t.Errorf("%s: %d packets tried to leave for an address outside the test world, want 0", netns, escaped)
 		}
 	}
 }

@@ -63,7 +63,7 @@ func newE2EWorld(ctx context.Context, t *testing.T) *e2eWorld {
 	}
 	removeStaleNetns(t)
 
-	prefix := e2eNetnsPrefix + strconv.Itoa(os.Getpid())
+	prefix := e2eRunPrefix()
 	w := &e2eWorld{
 		t:        t,
 		ctx:      ctx,
@@ -170,6 +170,11 @@ func deleteNetns(name string) error {
 	// /etc/netns itself goes only if empty: another tool may keep its own namespaces' files there.
 	_ = os.Remove("/etc/netns")
 	return errors.Join(errs...)
+}
+
+// e2eRunPrefix starts the name of every namespace of this run.
+func e2eRunPrefix() string {
+	return e2eNetnsPrefix + strconv.Itoa(os.Getpid())
 }
 
 // removeStaleNetns deletes namespaces left by an earlier run of the suite that was killed before its

@@ -17,6 +17,7 @@
 //
 // Memory is bounded in bytes. The cache is split into shards by a seeded hash of the key, each with its own
 // lock, map and SIEVE eviction list (Zhang et al., NSDI 2024): a hit only sets an atomic "visited" bit
-// under a read lock, and eviction sweeps a hand over the FIFO, sparing visited entries once. See
-// hitratio_test.go for the measurement against LRU that motivated the choice.
+// under a read lock, and eviction sweeps a hand over the FIFO, sparing visited entries once; entries past
+// their stale window go first. hitratio_test.go holds the measurement against plain LRU and otter
+// (W-TinyLFU) that motivated the choice.
 package cache

@@ -13,6 +13,12 @@ import (
 // The hit-ratio workload: names drawn from a Zipf distribution (s ≈ 1.1 is what DNS query logs show for
 // name popularity), a cache sized to hold about 5% of the names, and TTLs long enough that only
 // eviction causes misses.
+//
+// Measured (Go 1.26, seed 1; BenchmarkZipfHitRatio: 1M names, 50,000 entries, 1M warm-up + 2M
+// measured lookups): SIEVE 87.14% with 16 shards and with 1, plain LRU 84.95%. otter v2.4.0
+// (W-TinyLFU, MaximumSize 50,000, same trace, in a scratch module outside podns) 86.6-86.7% over two
+// runs. At 100k names / 5,000 entries (TestSieveBeatsLRUOnZipf): SIEVE 82.70%, LRU 79.35%, otter 82.24%.
+// SIEVE matches the library without a dependency, and its hit path is one atomic bit under a read lock.
 
 // policy is what the hit-ratio replay needs from a cache.
 type policy interface {

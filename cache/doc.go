@@ -10,8 +10,8 @@
 //   - Positive answers live for the smallest TTL of their records, clamped to [MinTTL, MaxTTL].
 //   - Negative answers (NXDOMAIN, NODATA) live for min(SOA TTL, SOA MINIMUM) (RFC 2308 §5), capped by
 //     NegMaxTTL, and are not cached at all without an SOA in the authority section.
-//   - SERVFAIL lives ServFailTTL at most; truncated replies are never stored; OPT and TSIG are per hop and
-//     never stored.
+//   - SERVFAIL lives ServFailTTL at most; truncated replies are never stored; OPT, TSIG and SIG(0) are per
+//     hop and never stored.
 //   - Expired positive and negative entries may be served for StaleFor more, with TTL 30 (RFC 8767 §4).
 //   - The first Get in the last tenth of an entry's lifetime reports Prefetch, once per stored entry.
 //

@@ -7,7 +7,8 @@ import "errors"
 var (
 	// ErrBadKey: the key is not one AppendKey made, or it names a different question than the reply.
 	ErrBadKey = errors.New("cache: key does not match the reply's question")
-	// ErrBadMessage: the reply cannot be stored in wire form (no single question, does not pack).
+	// ErrBadMessage: the reply cannot be stored in wire form (not one question, a nil record, does not
+	// pack, or packs into something miekg/dns cannot read back).
 	ErrBadMessage = errors.New("cache: reply cannot be encoded")
 	// ErrTruncated: a TC reply is incomplete by definition and never cached (RFC 2181 §9).
 	ErrTruncated = errors.New("cache: truncated reply")

@@ -77,7 +77,8 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dn
 		return nil, ErrClosed
 	}
 	deadline := start.Add(c.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok {
+	d, ctxDeadline := ctx.Deadline()
+	if ctxDeadline {
 		deadline = d
 	}
 	wire, err := packQuery(m, c.qbufs.get(2))
@@ -105,7 +106,11 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dn
 			now := c.cfg.Now()
 			if !now.Before(deadline) {
 				c.timedOut(cl)
-				return nil, fmt.Errorf("%w after %v", ErrTimeout, now.Sub(start).Round(time.Millisecond))
+				took := now.Sub(start).Round(time.Millisecond)
+				if ctxDeadline {
+					return nil, fmt.Errorf("%w after %v: %w", ErrTimeout, took, context.DeadlineExceeded)
+				}
+				return nil, fmt.Errorf("%w after %v", ErrTimeout, took)
 			}
 			if cl.hedges < maxHedges && !now.Before(start.Add(time.Duration(cl.hedges+1)*c.cfg.HedgeAfter)) {
 				cl.hedges++
@@ -266,7 +271,22 @@ func (c *Client) answer(cl *call, ev event, m *dns.Msg, start time.Time) (*dns.M
 			c.stats.hedgeWins.Add(1)
 		}
 	}
+	c.outrun(cl, cn.p)
 	return r, nil
+}
+
+// outrun counts a failure against each other server that left an attempt
+// of cl unanswered while won answered: a server that silently stops
+// answering goes down after a few queries, not only after timeouts.
+func (c *Client) outrun(cl *call, won *pool) {
+	var seen [maxAttempts]*pool
+	for i := range cl.n {
+		p := cl.attempts[i].cn.p
+		seen[i] = p
+		if p != won && !contains(seen[:i], p) {
+			p.failure()
+		}
+	}
 }
 
 // timedOut counts a failure against each server that held an attempt.

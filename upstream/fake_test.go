@@ -38,8 +38,10 @@ type script struct {
 	blackhole    bool                        // read everything, answer nothing
 	rcode        int                         // rcode to answer with
 	truncate     bool                        // set TC
+	corrupt      bool                        // cut the answer record short (header and question intact)
 	faultConns   int                         // resetAfter/shortFrame apply to the first faultConns connections (0: all)
 	answer       func(q *dns.Msg) *dns.Msg   // overrides the reply
+	onQuery      func(q *dns.Msg)            // sees every query received
 }
 
 // fakeServer is an in-process upstream on loopback TCP with scripted faults.
@@ -173,6 +175,9 @@ func (fs *fakeServer) serve(c net.Conn, seq int64) {
 		}
 		n := fs.queries.Add(1)
 		read++
+		if fs.s.onQuery != nil {
+			fs.s.onQuery(q)
+		}
 		if fs.s.delay != nil && fs.s.delay(n) >= 50*time.Millisecond {
 			fs.slow.Store(strings.ToLower(q.Question[0].Name), true)
 		}
@@ -255,7 +260,11 @@ func (fc *fconn) reply(q *dns.Msg) bool {
 	if s.answer != nil {
 		r = s.answer(q)
 	}
-	if !fc.write(pack(r)) {
+	b := pack(r)
+	if s.corrupt {
+		b = b[:len(b)-3]
+	}
+	if !fc.write(b) {
 		return false
 	}
 	fc.answers++

@@ -335,7 +335,7 @@ func (p *pool) stats() ServerStats {
 	n, peak := len(p.conns), p.peak
 	p.mu.Unlock()
 	return ServerStats{
-		Addr: p.addr, Up: !p.health.down(), Conns: n, PeakConns: peak,
+		Addr: p.addr, Up: p.health.up(), Down: p.health.down(), Conns: n, PeakConns: peak,
 		Reorders: p.reorders.Load(), QueryLimit: int(p.limit.Load()),
 	}
 }

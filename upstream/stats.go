@@ -73,7 +73,8 @@ type Stats struct {
 // ServerStats describes one upstream server.
 type ServerStats struct {
 	Addr       string
-	Up         bool // answering, or not yet known to be down
+	Up         bool // connected or answered since its last failures
+	Down       bool // failed downAfter times in a row: skipped until a probe answers
 	Conns      int  // connections open or dialing
 	PeakConns  int  // most connections open or dialing at once
 	Reorders   bool // seen answering out of order

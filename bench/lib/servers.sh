@@ -54,9 +54,9 @@ server_cmd() {
 # server_version NAME: one line for the table's header.
 server_version() {
 	case $1 in
-	knot) knotd --version 2>&1 | head -1 ;;
+	knot) knotd --version 2>&1 | awk 'NR == 1 {print "Knot", $NF}' ;;
 	unbound) unbound -V 2>&1 | awk 'NR == 1 {print "unbound", $2}' ;;
-	dnsmasq) dnsmasq --version 2>&1 | head -1 | awk '{print $1, $2, $3}' ;;
+	dnsmasq) dnsmasq --version 2>&1 | awk 'NR == 1 {print "dnsmasq", $3}' ;;
 	dnsdist) dnsdist --version 2>&1 | head -1 | awk '{print $1, $2}' ;;
 	podns) echo "podns $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet HEAD -- . 2>/dev/null || echo +dirty) ($(go version | awk '{print $3}'))" ;;
 	esac

@@ -227,6 +227,7 @@ func (c *Client) retry(cl *call, ev event) error {
 	case !ev.sent && cl.free < maxFreeRetries:
 		cl.free++
 		if c.send(cl, kindResend) == nil {
+			c.stats.resends.Add(1)
 			return nil
 		}
 	case ev.sent && cl.resends < maxResends:

@@ -19,10 +19,12 @@ type Config struct {
 	// use (PODNS_UPSTREAM_CONNS). Default 2.
 	ConnsPerServer int
 
-	// MaxConnsPerServer bounds the connections to one server, counting the
-	// extra ones opened when every connection is busy behind a slow answer of
-	// a serial server (CoreDNS answers one query of a connection at a time).
-	// Default 4 × ConnsPerServer.
+	// MaxConnsPerServer bounds the connections to one server that take
+	// queries, counting the extra ones opened when every connection is busy
+	// behind a slow answer of a serial server (CoreDNS answers one query of
+	// a connection at a time). Connections being retired (max age, query
+	// limit) wait only for their last answers and are not counted, so at
+	// most twice as many are open. Default 4 × ConnsPerServer.
 	MaxConnsPerServer int
 
 	// MaxInFlight caps the queries outstanding on one connection. Default 32:

@@ -149,9 +149,22 @@ func (p *pool) pick(cl *call, now int64) *conn {
 	return blocked
 }
 
-// canDial: below MaxConnsPerServer and not backing off. Called with mu held.
+// canDial: fewer than MaxConnsPerServer connections dialing or ready, and
+// not backing off. Draining connections do not count: one retired at a
+// server's query limit must be replaced before its last answers are in,
+// and it closes as soon as they are (so at most MaxConnsPerServer more).
+// Called with mu held.
 func (p *pool) canDial(now int64) bool {
-	return !p.closed && len(p.conns) < p.c.cfg.MaxConnsPerServer && now >= p.nextDialAt
+	if p.closed || now < p.nextDialAt {
+		return false
+	}
+	usable := 0
+	for _, cn := range p.conns {
+		if st := cn.state.Load(); st == stDialing || st == stReady {
+			usable++
+		}
+	}
+	return usable < p.c.cfg.MaxConnsPerServer
 }
 
 // dial starts a connection in the dialing state; queries may queue on it at
@@ -206,7 +219,11 @@ func (p *pool) removed(cn *conn, reason error, info closeInfo, now int64) {
 		// limitUntil first: queryLimit would take a limit with the old
 		// expiry for an expired one and drop it.
 		p.limitUntil.Store(now + int64(limitTTL))
-		if old := p.limit.Load(); old == 0 || l < old {
+		// The highest count wins: a server with a limit never answers
+		// more than it (an RST may cut a count short, never lengthen
+		// it), and a reset misread as a limit then retires connections
+		// late rather than every few queries.
+		if old := p.limit.Load(); l > old {
 			p.limit.Store(l)
 			p.log.Info().Int32("limit", l).Msg("server closes connections after a fixed number of queries")
 		}

@@ -42,7 +42,7 @@ type Stats struct {
 	Closed     uint64 // ErrClosed
 	BadQueries uint64 // ErrBadQuery
 
-	Resends   uint64 // queries re-sent because their connection closed
+	Resends   uint64 // queries sent again because their connection closed or failed to open
 	Hedges    uint64 // queries asked again on another connection after HedgeAfter
 	HedgeWins uint64 // answers that came from a hedge
 

@@ -41,24 +41,29 @@ const (
 type event struct {
 	e    *entry
 	c    *call
-	buf  []byte
+	buf  *[]byte // from Client.rbufs
 	err  error
 	sent bool // the query may have reached the server before its connection failed
 }
 
 // call is one Exchange in progress. Only the Exchange goroutine touches its
 // fields, except the entries, which connections guard with their mutex.
+// Calls are pooled: finish leaves no reference to one anywhere.
 type call struct {
 	wire     []byte     // length-prefixed query; immutable until finish
+	wireBuf  *[]byte    // wire's pooled buffer
 	events   chan event // one event per attempt at most: never blocks a sender
 	attempts [maxAttempts]entry
 	kinds    [maxAttempts]uint8
-	n, live  int // attempts used, attempts that may still send an event
+	told     [maxAttempts]bool // the attempt's event was received
+	n, live  int               // attempts used, attempts that may still send an event
 	resends  int
 	hedges   int
 	free     int
 	first    int // pool index of the first attempt
 }
+
+func newCall() any { return &call{events: make(chan event, maxAttempts)} }
 
 // tried reports whether an attempt of cl already went to cn.
 func (cl *call) tried(cn *conn) bool {
@@ -68,6 +73,16 @@ func (cl *call) tried(cn *conn) bool {
 		}
 	}
 	return false
+}
+
+// index returns the attempt number of e.
+func (cl *call) index(e *entry) int {
+	for i := range cl.n {
+		if &cl.attempts[i] == e {
+			return i
+		}
+	}
+	return -1
 }
 
 // exchange runs one query: send, then wait for an answer, a lost
@@ -81,21 +96,26 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dn
 	if ctxDeadline {
 		deadline = d
 	}
-	wire, err := packQuery(m, c.qbufs.get(2))
+	wb := c.qbufs.get(2)
+	wire, err := packQuery(m, *wb)
 	if err != nil {
+		c.qbufs.put(wb)
 		return nil, err
 	}
-	cl := &call{wire: wire, events: make(chan event, maxAttempts)}
+	cl := c.calls.Get().(*call)
+	cl.wire, cl.wireBuf = wire, wb
 	defer c.finish(cl)
 	if err := c.send(cl, kindFirst); err != nil {
 		return nil, err
 	}
-	timer := time.NewTimer(c.nextWake(cl, start, deadline))
-	defer timer.Stop()
+	timer := c.timer(c.nextWake(cl, start, deadline))
+	defer c.timers.Put(timer)
+	defer timer.Stop() // before Put: no value is left to deliver (Go ≥ 1.23 timers)
 	for {
 		select {
 		case ev := <-cl.events:
 			cl.live--
+			cl.told[cl.index(ev.e)] = true
 			if ev.err == nil {
 				return c.answer(cl, ev, m, start)
 			}
@@ -133,6 +153,15 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dn
 			return nil, ErrClosed
 		}
 	}
+}
+
+// timer returns a pooled timer set to fire after d.
+func (c *Client) timer(d time.Duration) *time.Timer {
+	if t, ok := c.timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
 }
 
 // nextWake is the time until the next hedge or the deadline.
@@ -250,7 +279,7 @@ func (c *Client) retry(cl *call, ev event) error {
 func (c *Client) answer(cl *call, ev event, m *dns.Msg, start time.Time) (*dns.Msg, error) {
 	defer c.rbufs.put(ev.buf)
 	r := new(dns.Msg)
-	if err := r.Unpack(ev.buf); err != nil {
+	if err := r.Unpack(*ev.buf); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
 	}
 	if r.Truncated {
@@ -311,22 +340,24 @@ func contains(ps []*pool, p *pool) bool {
 	return false
 }
 
-// finish cancels the attempts still outstanding and recycles the buffers.
-// After it, no connection reads cl.wire.
+// finish cancels the attempts still outstanding, waits for the events
+// still owed (an attempt it could not cancel was answered or failed, and
+// its one event is on its way), recycles the buffers, and returns cl to the
+// pool. After it, no connection refers to cl or reads cl.wire.
 func (c *Client) finish(cl *call) {
+	owed := 0
 	for i := range cl.n {
-		e := &cl.attempts[i]
-		e.cn.cancel(cl, e)
-	}
-	c.qbufs.put(cl.wire)
-	for {
-		select {
-		case ev := <-cl.events:
-			if ev.buf != nil {
-				c.rbufs.put(ev.buf)
-			}
-		default:
-			return
+		if !cl.told[i] && !cl.attempts[i].cn.cancel(cl, &cl.attempts[i]) {
+			owed++
 		}
 	}
+	for ; owed > 0; owed-- {
+		if ev := <-cl.events; ev.buf != nil {
+			c.rbufs.put(ev.buf)
+		}
+	}
+	c.qbufs.put(cl.wireBuf)
+	events := cl.events
+	*cl = call{events: events}
+	c.calls.Put(cl)
 }

@@ -26,13 +26,15 @@ const (
 // Client sends queries to the upstream servers over persistent, pipelined
 // TCP connections. It is safe for concurrent use.
 type Client struct {
-	cfg   Config // defaults applied; never changes after New
-	log   zerolog.Logger
-	pools []*pool // one per Config.Servers, in order
-	stats counters
-	qbufs *bufPool
-	rbufs *bufPool
-	epoch time.Time // the client clock counts ns from here; 0 means never
+	cfg    Config // defaults applied; never changes after New
+	log    zerolog.Logger
+	pools  []*pool // one per Config.Servers, in order
+	stats  counters
+	qbufs  *bufPool
+	rbufs  *bufPool
+	calls  sync.Pool // *call
+	timers sync.Pool // *time.Timer, stopped
+	epoch  time.Time // the client clock counts ns from here; 0 means never
 
 	ctx       context.Context // canceled by Close: ends dials and probes
 	cancel    context.CancelFunc
@@ -57,6 +59,7 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 		epoch: cfg.Now().Add(-time.Second),
 		stop:  make(chan struct{}),
 	}
+	c.calls.New = newCall
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i, s := range cfg.Servers {
 		c.pools = append(c.pools, &pool{c: c, addr: s, idx: i, log: c.log.With().Str("server", s).Logger()})

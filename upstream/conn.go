@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -180,23 +181,31 @@ func (cn *conn) enqueue(cl *call, e *entry, now int64) bool {
 	return true
 }
 
-// cancel detaches cl from e when cl no longer waits for it. A written entry
-// stays as an orphan, so its ID is not reused while the server may still
-// answer it and so that it still counts against a serial server that has
-// yet to work through it; an unwritten one is dropped.
-func (cn *conn) cancel(cl *call, e *entry) {
+// cancel detaches cl from e when cl no longer waits for it, and reports
+// whether it did; if not, e was answered or failed and its one event is
+// in cl.events or on its way. Afterwards the connection holds no pointer
+// to e, which lives in cl and is reused with it: an unwritten entry leaves
+// the queue and the map; a written one is replaced by an orphan copy, kept
+// so its ID is not reused while the server may still answer it and so
+// that it still counts against a serial server yet to work through it.
+func (cn *conn) cancel(cl *call, e *entry) bool {
 	cn.mu.Lock()
 	if cn.inflight[e.id] != e || e.c != cl {
 		cn.mu.Unlock()
-		return // answered or failed already: its event is in cl.events
+		return false
 	}
-	e.c = nil
 	cn.live--
 	switch {
 	case e.sentAt == 0:
-		delete(cn.inflight, e.id) // the writer skips it
+		delete(cn.inflight, e.id)
+		if i := slices.Index(cn.queue, e); i >= 0 {
+			cn.queue = slices.Delete(cn.queue, i, i+1)
+			cn.queued.Store(int32(len(cn.queue)))
+		}
 	case e.overtaken && !cn.p.reorders.Load():
 		cn.drop(e) // a serial server answered later queries: it skipped this one
+	default:
+		cn.orphan(e)
 	}
 	cn.load.Store(int32(len(cn.inflight)))
 	done := cn.drained()
@@ -204,6 +213,25 @@ func (cn *conn) cancel(cl *call, e *entry) {
 	if done {
 		cn.close(errDrained, false)
 	}
+	return true
+}
+
+// orphan puts a copy of the written entry e, without call, in its place
+// in the map and the list. Called with mu held.
+func (cn *conn) orphan(e *entry) {
+	o := &entry{cn: cn, id: e.id, seq: e.seq, sentAt: e.sentAt, prev: e.prev, next: e.next, overtaken: e.overtaken}
+	cn.inflight[e.id] = o
+	if o.prev != nil {
+		o.prev.next = o
+	} else {
+		cn.head = o
+	}
+	if o.next != nil {
+		o.next.prev = o
+	} else {
+		cn.tail = o
+	}
+	e.prev, e.next = nil, nil
 }
 
 // retireAt drains the connection if it took limit queries already.
@@ -254,15 +282,13 @@ func (cn *conn) writeLoop(nc net.Conn) error {
 
 // fill moves the queue into the write buffer, each query with its
 // connection's ID, and marks the entries written. It copies under the lock
-// because a call recycles its packed query once it has canceled its entries.
+// because a call recycles its packed query once it has canceled its
+// entries (which takes them out of the queue).
 func (cn *conn) fill(now int64) ([]byte, int) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	buf, n := cn.wbuf[:0], 0
 	for _, e := range cn.queue {
-		if e.c == nil || cn.inflight[e.id] != e {
-			continue // canceled before it was written
-		}
 		start := len(buf)
 		buf = append(buf, e.c.wire...)
 		binary.BigEndian.PutUint16(buf[start+2:], e.id)
@@ -305,7 +331,7 @@ func (cn *conn) readLoop(nc net.Conn) {
 			return
 		}
 		buf := c.rbufs.get(n)
-		if _, err := io.ReadFull(br, buf); err != nil {
+		if _, err := io.ReadFull(br, *buf); err != nil {
 			c.rbufs.put(buf)
 			cn.close(fmt.Errorf("reading from %s: %w", cn.p.addr, err), isServerClose(err))
 			return
@@ -315,8 +341,9 @@ func (cn *conn) readLoop(nc net.Conn) {
 }
 
 // deliver hands a reply to the entry it answers, or drops it.
-func (cn *conn) deliver(buf []byte, now int64) {
+func (cn *conn) deliver(bp *[]byte, now int64) {
 	c := cn.p.c
+	buf := *bp
 	id := binary.BigEndian.Uint16(buf)
 	cn.mu.Lock()
 	cn.lastRead.Store(now)
@@ -324,14 +351,14 @@ func (cn *conn) deliver(buf []byte, now int64) {
 	if e == nil || e.sentAt == 0 || binary.BigEndian.Uint16(buf[2:])&flagQR == 0 {
 		cn.mu.Unlock()
 		c.stats.strays.Add(1)
-		c.rbufs.put(buf)
+		c.rbufs.put(bp)
 		return
 	}
 	cl := e.c
 	if cl != nil && !replyMatches(cl.wire[2:], buf) {
 		cn.mu.Unlock()
 		c.stats.mismatches.Add(1) // RFC 5452 §9.1: not an answer to this query
-		c.rbufs.put(buf)
+		c.rbufs.put(bp)
 		return
 	}
 	cn.noteOrder(e)
@@ -346,9 +373,9 @@ func (cn *conn) deliver(buf []byte, now int64) {
 	cn.mu.Unlock()
 	if cl == nil {
 		c.stats.lateReplies.Add(1)
-		c.rbufs.put(buf)
+		c.rbufs.put(bp)
 	} else {
-		cl.events <- event{e: e, buf: buf}
+		cl.events <- event{e: e, buf: bp}
 	}
 	if done {
 		cn.close(fmt.Errorf("closing connection to %s: %w", cn.p.addr, errDrained), false)

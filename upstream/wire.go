@@ -181,19 +181,22 @@ func newBufPool(size int) *bufPool {
 	return bp
 }
 
-// get returns a slice of length n.
-func (bp *bufPool) get(n int) []byte {
+// get returns a buffer holding n bytes: (*b)[:n]. Buffers travel as
+// pointers so that returning one to the pool allocates nothing.
+func (bp *bufPool) get(n int) *[]byte {
 	if n > bp.size {
-		return make([]byte, n)
+		b := make([]byte, n)
+		return &b
 	}
-	return (*bp.p.Get().(*[]byte))[:n]
+	b := bp.p.Get().(*[]byte)
+	*b = (*b)[:n]
+	return b
 }
 
 // put recycles b unless it came from a larger allocation.
-func (bp *bufPool) put(b []byte) {
-	if cap(b) != bp.size {
+func (bp *bufPool) put(b *[]byte) {
+	if b == nil || cap(*b) != bp.size {
 		return
 	}
-	b = b[:cap(b)]
-	bp.p.Put(&b)
+	bp.p.Put(b)
 }

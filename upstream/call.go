@@ -91,10 +91,12 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dn
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
+	// The ctx deadline is wall-clock time; the client works on its own
+	// clock (Config.Now), so carry over the time left, not the instant.
 	deadline := start.Add(c.cfg.Timeout)
 	d, ctxDeadline := ctx.Deadline()
 	if ctxDeadline {
-		deadline = d
+		deadline = start.Add(time.Until(d))
 	}
 	wb := c.qbufs.get(2)
 	wire, err := packQuery(m, *wb)

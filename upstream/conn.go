@@ -48,6 +48,7 @@ type entry struct {
 	// guarded by cn.mu:
 	c          *call  // waiting call; nil once orphaned (call gone, reply may still come)
 	sentAt     int64  // when written (client clock, ns); 0 while queued
+	readsAt    int64  // cn.reads when written: no reply since if still equal
 	prev, next *entry // written entries in send order
 	overtaken  bool   // a later query on the connection was answered first
 }
@@ -78,6 +79,7 @@ type conn struct {
 	head, tail *entry   // written entries, oldest first
 	live       int      // entries whose call waits
 	answered   int      // replies matched to an entry
+	reads      int64    // frames read, matched or not
 	lastActive int64    // last enqueue or reply: the idle clock
 	wbuf       []byte   // the writer's batch, filled under mu
 }
@@ -219,7 +221,7 @@ func (cn *conn) cancel(cl *call, e *entry) bool {
 // orphan puts a copy of the written entry e, without call, in its place
 // in the map and the list. Called with mu held.
 func (cn *conn) orphan(e *entry) {
-	o := &entry{cn: cn, id: e.id, seq: e.seq, sentAt: e.sentAt, prev: e.prev, next: e.next, overtaken: e.overtaken}
+	o := &entry{cn: cn, id: e.id, seq: e.seq, sentAt: e.sentAt, readsAt: e.readsAt, prev: e.prev, next: e.next, overtaken: e.overtaken}
 	cn.inflight[e.id] = o
 	if o.prev != nil {
 		o.prev.next = o
@@ -292,7 +294,7 @@ func (cn *conn) fill(now int64) ([]byte, int) {
 		start := len(buf)
 		buf = append(buf, e.c.wire...)
 		binary.BigEndian.PutUint16(buf[start+2:], e.id)
-		e.sentAt = now
+		e.sentAt, e.readsAt = now, cn.reads
 		e.prev = cn.tail
 		if cn.tail != nil {
 			cn.tail.next = e
@@ -347,6 +349,7 @@ func (cn *conn) deliver(bp *[]byte, now int64) {
 	id := binary.BigEndian.Uint16(buf)
 	cn.mu.Lock()
 	cn.lastRead.Store(now)
+	cn.reads++
 	e := cn.inflight[id]
 	if e == nil || e.sentAt == 0 || binary.BigEndian.Uint16(buf[2:])&flagQR == 0 {
 		cn.mu.Unlock()
@@ -524,7 +527,7 @@ func (cn *conn) maintain(now int64, stallAfter time.Duration) {
 		return
 	}
 	var reason error
-	if h := cn.head; h != nil && now-h.sentAt > int64(stallAfter) && cn.lastRead.Load() < h.sentAt {
+	if h := cn.head; h != nil && now-h.sentAt > int64(stallAfter) && cn.reads == h.readsAt {
 		reason = errStalled
 	} else {
 		cn.expireOrphans(now, stallAfter)

@@ -68,20 +68,67 @@ type pool struct {
 // a query outstanding comes last: on a serial server everything sent there
 // waits behind a slow answer.
 func (p *pool) pick(cl *call, now int64) *conn {
-	cfg := &p.c.cfg
 	p.lastUsed.Store(now)
 	limit := p.queryLimit(now)
 	busy := p.busyAfter()
 	reorders := p.reorders.Load()
-	maxIn := int32(cfg.MaxInFlight)
+	half := int32(p.c.cfg.MaxInFlight / 2)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil
 	}
-	var coalesce, idle, flow, fresh, blocked *conn
-	usable, n := 0, len(p.conns)
+	k := p.scan(cl, now, limit, busy, reorders)
+	for ; k.usable < p.c.cfg.ConnsPerServer && p.canDial(now); k.usable++ {
+		if d := p.dial(now); k.fresh == nil { // dial ahead: keep ConnsPerServer open
+			k.fresh = d
+		}
+	}
+	switch {
+	case k.coalesce != nil:
+		return k.coalesce
+	case k.idle != nil:
+		return k.idle
+	case reorders && k.flow != nil && k.flow.load.Load() < half:
+		return k.flow
+	}
+	// A serial server answers a busy connection's queries one by one: a
+	// new connection costs one handshake, the busy one maybe a slow answer.
+	if p.dialing < maxGrowDials && p.canDial(now) {
+		if d := p.dial(now); k.fresh == nil {
+			k.fresh = d
+		}
+	}
+	switch {
+	case k.fresh != nil && k.fresh.load.Load() == 0:
+		return k.fresh
+	case k.flow != nil:
+		return k.flow
+	case k.fresh != nil:
+		return k.fresh
+	}
+	return k.blocked
+}
+
+// candidates are the connections a query may go to, by kind.
+type candidates struct {
+	coalesce *conn // has an unwritten batch, server reorders, under half full
+	idle     *conn // ready, nothing outstanding
+	flow     *conn // least loaded of those answering
+	fresh    *conn // least loaded of those dialing
+	blocked  *conn // least loaded of those silent for busyAfter
+	usable   int   // connections dialing or ready, below the query limit
+}
+
+// scan sorts the connections cl has not tried and that have room. The scan
+// starts one further each time, so ties spread over the connections and
+// none idles out under steady load. Called with mu held.
+func (p *pool) scan(cl *call, now int64, limit int32, busy time.Duration, reorders bool) candidates {
+	var k candidates
+	maxIn := int32(p.c.cfg.MaxInFlight)
+	less := func(a, b *conn) bool { return b == nil || a.load.Load() < b.load.Load() }
+	n := len(p.conns)
 	p.rr++
 	for i := range n {
 		cn := p.conns[(p.rr+i)%n]
@@ -89,64 +136,34 @@ func (p *pool) pick(cl *call, now int64) *conn {
 		if st != stReady && st != stDialing || limit > 0 && cn.accepted.Load() >= limit {
 			continue
 		}
-		usable++
+		k.usable++
 		load := cn.load.Load()
 		if load >= maxIn || cl.tried(cn) {
 			continue
 		}
 		switch {
 		case st == stDialing:
-			if fresh == nil || load < fresh.load.Load() {
-				fresh = cn
+			if less(cn, k.fresh) {
+				k.fresh = cn
 			}
 		case load == 0:
-			if idle == nil {
-				idle = cn
+			if k.idle == nil {
+				k.idle = cn
 			}
 		case cn.blocked(now, busy):
-			if blocked == nil || load < blocked.load.Load() {
-				blocked = cn
+			if less(cn, k.blocked) {
+				k.blocked = cn
 			}
 		default:
-			if flow == nil || load < flow.load.Load() {
-				flow = cn
+			if less(cn, k.flow) {
+				k.flow = cn
 			}
-			if reorders && coalesce == nil && cn.queued.Load() > 0 && load < maxIn/2 {
-				coalesce = cn
+			if reorders && k.coalesce == nil && cn.queued.Load() > 0 && load < maxIn/2 {
+				k.coalesce = cn
 			}
 		}
 	}
-	for usable < cfg.ConnsPerServer && p.canDial(now) {
-		d := p.dial(now) // dial ahead: keep ConnsPerServer warm
-		usable++
-		if fresh == nil {
-			fresh = d
-		}
-	}
-	switch {
-	case coalesce != nil:
-		return coalesce
-	case idle != nil:
-		return idle
-	case reorders && flow != nil && flow.load.Load() < maxIn/2:
-		return flow
-	}
-	// A serial server answers a busy connection's queries one by one: a
-	// new connection costs one handshake, the busy one maybe a slow answer.
-	if p.dialing < maxGrowDials && p.canDial(now) {
-		if d := p.dial(now); fresh == nil {
-			fresh = d
-		}
-	}
-	switch {
-	case fresh != nil && fresh.load.Load() == 0:
-		return fresh
-	case flow != nil:
-		return flow
-	case fresh != nil:
-		return fresh
-	}
-	return blocked
+	return k
 }
 
 // canDial: fewer than MaxConnsPerServer connections dialing or ready, and

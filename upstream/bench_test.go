@@ -209,6 +209,13 @@ func BenchmarkSerialSlow(b *testing.B) {
 			res := loadRun(b, c, workers, 2*time.Second)
 			fast := fastOnly(fs, res)
 			reportLatency(b, "fast-", fast)
+			over := 0
+			for _, r := range fast {
+				if r.latency > 2*time.Millisecond {
+					over++
+				}
+			}
+			b.ReportMetric(float64(over), "fast-over-2ms")
 			b.ReportMetric(float64(len(res)-len(fast)), "slow-queries")
 			b.ReportMetric(float64(countErrors(res)), "errors")
 			b.ReportMetric(float64(c.Stats().Servers[0].PeakConns), "peak-conns")

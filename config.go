@@ -32,7 +32,7 @@ type config struct {
 	Timeout        time.Duration `env:"TIMEOUT" envDefault:"3s"`
 	UpstreamConns  int           `env:"UPSTREAM_CONNS" envDefault:"2"`
 	UpstreamMaxAge time.Duration `env:"UPSTREAM_MAX_AGE" envDefault:"5m"`
-	CacheBytes     byteSize      `env:"CACHE_BYTES" envDefault:"8Mi"`
+	CacheBytes     byteSize      `env:"CACHE_BYTES" envDefault:"4Mi"`
 	CacheMinTTL    time.Duration `env:"CACHE_MIN_TTL" envDefault:"0s"`
 	CacheMaxTTL    time.Duration `env:"CACHE_MAX_TTL" envDefault:"1h"`
 	CacheNegMaxTTL time.Duration `env:"CACHE_NEG_MAX_TTL" envDefault:"5m"`

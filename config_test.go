@@ -32,7 +32,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"search", cfg.Search, []string{"apps.svc.cluster.local", "svc.cluster.local", "cluster.local"}},
 		{"ndots", cfg.Ndots, 5},
 		{"http", cfg.HTTPAddr, ":9153"},
-		{"cache bytes", int(cfg.CacheBytes), 8 << 20},
+		{"cache bytes", int(cfg.CacheBytes), 4 << 20},
 		{"aaaa", cfg.AAAA, "allow"},
 	}
 	for _, c := range checks {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +35,9 @@ import (
 // It is above the resolver's default 3 s query budget, so a query read before the drain ended is
 // answered, and under Kubernetes' default 30 s terminationGracePeriodSeconds.
 const shutdownGrace = 10 * time.Second
+
+// gcPercent is podns's GOGC when the environment does not set one.
+const gcPercent = 50
 
 func main() {
 	os.Exit(run(os.Args[1:], environ(), os.Stderr))
@@ -70,6 +74,12 @@ func run(args []string, environ map[string]string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	if _, set := environ["GOGC"]; !set {
+		// The cache is most of the live heap; at Go's default GOGC=100 the heap grows to twice it before
+		// a collection. 50 keeps a sidecar's peak RSS near 20 MiB under a flood of unique names (README,
+		// "Memory") for a little more GC work on cache misses.
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, cfg, log, nil); err != nil {

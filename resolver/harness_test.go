@@ -62,6 +62,7 @@ func newHarness(t testing.TB, tweak ...func(*Config, *cache.Config)) *harness {
 		Search:        testSearch,
 		Ndots:         5,
 		ClusterDomain: "cluster.local",
+		NoSearch:      []string{"miss.test"},
 		Now:           h.clock.Now,
 	}
 	ccfg := cache.Config{Now: h.clock.Now}

@@ -256,11 +256,12 @@ func TestRealDnsmasq(t *testing.T) {
 				len(res), percentile(res, .5), percentile(res, .99), st.ConnsOpened, st.Servers[0].PeakConns,
 				st.Servers[0].QueryLimit, st.Resends, st.Hedges, st.Writes, st.Messages)
 			// dnsmasq's TCP_MAX_QUERIES is 100. Closing with queries
-			// unread sends RST, which can discard the last answers
-			// before they are read: a limit learned a few short is as
-			// safe (seen: 94).
-			if got := st.Servers[0].QueryLimit; got < 90 || got > 100 {
-				t.Errorf("got learned limit %d, want about 100", got)
+			// unread sends RST, which can discard answers not yet read,
+			// up to a connection's window (MaxInFlight): a limit learned
+			// short is safe, it only retires connections early (seen: 91,
+			// 94, 100).
+			if got, low := st.Servers[0].QueryLimit, 100-c.cfg.MaxInFlight; got < low || got > 100 {
+				t.Errorf("got learned limit %d, want %d..100", got, low)
 			}
 			if st.ConnsOpened < 2000/100 {
 				t.Errorf("got %d connections opened for 2000 queries, want ≥ 20 (100 per connection)", st.ConnsOpened)

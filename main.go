@@ -140,7 +140,7 @@ func start(cfg config, log zerolog.Logger) (*app, error) {
 		Servers:        cfg.Upstreams,
 		ConnsPerServer: cfg.UpstreamConns,
 		MaxAge:         cfg.UpstreamMaxAge,
-	}, log.With().Str("component", "upstream").Logger())
+	}, log) // upstream.New tags its own component
 	if err != nil {
 		return nil, fmt.Errorf("%w: upstream: %v", errConfig, err)
 	}

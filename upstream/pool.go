@@ -319,6 +319,14 @@ func (p *pool) maintain(now int64) {
 	p.maybeProbe(now)
 }
 
+// resting: no connection open or dialing and the server up, so the janitor has nothing to do here.
+func (p *pool) resting() bool {
+	p.mu.Lock()
+	n := len(p.conns)
+	p.mu.Unlock()
+	return n == 0 && p.health.up()
+}
+
 // observe feeds an answer's latency to the moving average. A sample counts
 // at most 4× the average, so the 5% slow answers of a serial server barely
 // move it (the average settles near 1.2× the fast latency), and a lost

@@ -50,20 +50,32 @@ func (c *call) wait(ctx context.Context) (*dns.Msg, error) {
 // on the server's background context, not the asker's: others may be waiting for it, and its answer is
 // cached for the next askers even when the first gives up. started reports whether this asker started it.
 func (s *Server) flight(key []byte, fn func(ctx context.Context) (*dns.Msg, error)) (c *call, started bool) {
-	s.flights.mu.Lock()
-	if c = s.flights.calls[string(key)]; c != nil {
-		s.flights.mu.Unlock()
-		s.stats.coalesced.Add(1)
+	c, run := s.join(key, fn)
+	if run == nil {
 		return c, false
 	}
-	k := string(key)
-	c = &call{done: make(chan struct{})}
-	s.flights.calls[k] = c
-	s.flights.mu.Unlock()
-
 	s.bgWG.Add(1)
 	go func() {
 		defer s.bgWG.Done()
+		run()
+	}()
+	return c, true
+}
+
+// join returns the call in flight for key, or registers a new one and returns, with it, the function
+// that runs it; whoever gets run must call it (flight, or an asker that runs it on its own goroutine).
+func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error)) (*call, func()) {
+	s.flights.mu.Lock()
+	if c := s.flights.calls[string(key)]; c != nil {
+		s.flights.mu.Unlock()
+		s.stats.coalesced.Add(1)
+		return c, nil
+	}
+	k := string(key)
+	c := &call{done: make(chan struct{})}
+	s.flights.calls[k] = c
+	s.flights.mu.Unlock()
+	return c, func() {
 		ctx, cancel := context.WithTimeout(s.bg, s.cfg.Timeout)
 		defer cancel()
 		c.msg, c.err = fn(ctx)
@@ -74,13 +86,14 @@ func (s *Server) flight(key []byte, fn func(ctx context.Context) (*dns.Msg, erro
 		delete(s.flights.calls, k)
 		s.flights.mu.Unlock()
 		close(c.done)
-	}()
-	return c, true
+	}
 }
 
 // lookup asks for one FQDN (lower case), from the cache or upstream. force skips a fresh cache entry
-// (refreshes). A stale entry is kept as the fallback when the refresh fails (RFC 8767).
-func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force bool) (h handle) {
+// (refreshes). A stale entry is kept as the fallback when the refresh fails (RFC 8767). With inline, a
+// new upstream call without a stale fallback is not started but returned in h.run, for the asker to run
+// on its own goroutine (one goroutine hand-off less on a cache miss).
+func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force, inline bool) (h handle) {
 	key, err := keyFor(name, qtype, qclass, do, cd, cache.ViewUpstream)
 	if err != nil {
 		return handle{call: doneCall(nil, err)}
@@ -98,9 +111,15 @@ func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force bool) (
 			h.stale = e
 		}
 	}
-	h.call, h.started = s.flight(key, func(ctx context.Context) (*dns.Msg, error) {
+	fn := func(ctx context.Context) (*dns.Msg, error) {
 		return s.exchange(ctx, name, qtype, qclass, do, cd)
-	})
+	}
+	if inline && h.stale == nil {
+		h.call, h.run = s.join(key, fn)
+		h.started = h.run != nil
+	} else {
+		h.call, h.started = s.flight(key, fn)
+	}
 	if h.started {
 		s.stats.cacheMisses.Add(1)
 	}
@@ -112,7 +131,8 @@ type handle struct {
 	call    *call
 	hit     *cache.Entry // the fresh cache entry that answered, if one did
 	stale   *cache.Entry
-	started bool // this lookup sent a query upstream
+	started bool   // this lookup sent a query upstream
+	run     func() // with lookup's inline: the upstream call, for the asker to run
 }
 
 // wait returns the lookup's reply; usable reports whether it is an answer (NOERROR or NXDOMAIN) rather
@@ -140,7 +160,7 @@ func answered(m *dns.Msg) bool {
 // refresh re-fetches an entry in the background (prefetch), once: the flight table collapses repeats.
 func (s *Server) refresh(name string, qtype, qclass uint16, do, cd bool) {
 	s.stats.prefetches.Add(1)
-	s.lookup(name, qtype, qclass, do, cd, true)
+	s.lookup(name, qtype, qclass, do, cd, true, false)
 }
 
 // exchange asks the upstream for one FQDN.

@@ -44,12 +44,12 @@ func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Ms
 	started := 0
 	ask := func(i int) {
 		asked[i] = true
-		primary[i] = s.lookup(cands[i], wq.qtype, wq.qclass, wq.do, wq.cd, force)
+		primary[i] = s.lookup(cands[i], wq.qtype, wq.qclass, wq.do, wq.cd, force, false)
 		if primary[i].started {
 			started++
 		}
 		if paired {
-			second[i] = s.lookup(cands[i], other, wq.qclass, wq.do, wq.cd, force)
+			second[i] = s.lookup(cands[i], other, wq.qclass, wq.do, wq.cd, force, false)
 			if second[i].started {
 				started++
 			}

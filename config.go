@@ -52,8 +52,11 @@ const (
 var errConfig = errors.New("configuration")
 
 // loadConfig reads the configuration from environ (PODNS_* keys) and, for the defaults that come from
-// the pod, files under root (the namespace file and /etc/resolv.conf).
+// the pod, files under root (the namespace file and /etc/resolv.conf); a nil root has no files.
 func loadConfig(environ map[string]string, root fs.FS) (config, error) {
+	if root == nil {
+		root = noFiles{}
+	}
 	var cfg config
 	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: envPrefix, Environment: environ}); err != nil {
 		return cfg, parseError(err, environ)
@@ -238,4 +241,11 @@ func (b *byteSize) UnmarshalText(text []byte) error {
 	}
 	*b = byteSize(n * mult)
 	return nil
+}
+
+// noFiles is a filesystem without files.
+type noFiles struct{}
+
+func (noFiles) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }

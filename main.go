@@ -123,9 +123,8 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, started func(*ap
 	return a.stop(log)
 }
 
-func start(cfg config, log zerolog.Logger) (*app, error) {
+func start(cfg config, log zerolog.Logger) (_ *app, err error) {
 	a := &app{cfg: cfg}
-	var err error
 	a.cache, err = cache.New(cache.Config{
 		MaxBytes:  int(cfg.CacheBytes),
 		MinTTL:    cfg.CacheMinTTL,
@@ -144,7 +143,15 @@ func start(cfg config, log zerolog.Logger) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: upstream: %v", errConfig, err)
 	}
-	a.srv, err = resolver.New(resolver.Config{
+	defer func() {
+		if err != nil { // undo what started, in reverse
+			if a.srv != nil {
+				a.srv.Shutdown(context.Background())
+			}
+			a.up.Close()
+		}
+	}()
+	srv, err := resolver.New(resolver.Config{
 		Listen:        cfg.Listen,
 		Search:        cfg.Search,
 		Ndots:         cfg.Ndots,
@@ -153,21 +160,19 @@ func start(cfg config, log zerolog.Logger) (*app, error) {
 		Timeout:       cfg.Timeout,
 		AAAAFilter:    cfg.AAAA == "filter",
 	}, a.up, a.cache, log)
-	if err == nil {
-		// A busy UDP reader keeps its P (resolver.udpSocket): make sure the rest of podns has one.
-		if n := a.srv.MinProcs(); runtime.GOMAXPROCS(0) < n {
-			runtime.GOMAXPROCS(n)
-		}
-		err = a.srv.Start()
-	}
 	if err != nil {
-		a.up.Close()
 		return nil, err
 	}
+	// A busy UDP reader keeps its P (resolver.udpSocket): make sure the rest of podns has one.
+	if n := srv.MinProcs(); runtime.GOMAXPROCS(0) < n {
+		runtime.GOMAXPROCS(n)
+	}
+	if err = srv.Start(); err != nil {
+		return nil, err
+	}
+	a.srv = srv
 	if cfg.HTTPAddr != "" {
-		if err := a.startHTTP(log); err != nil {
-			a.srv.Shutdown(context.Background())
-			a.up.Close()
+		if err = a.startHTTP(log); err != nil {
 			return nil, err
 		}
 	}

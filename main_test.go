@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -243,4 +244,55 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestStartFailsCleanly: a listen address that cannot be bound stops podns with an error naming it,
+// and what had started is released (the DNS port can be bound again at once).
+func TestStartFailsCleanly(t *testing.T) {
+	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	httpBusy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer httpBusy.Close()
+	free := freeUDPPort(t)
+	tests := []struct {
+		name, listen, http, want string
+	}{
+		{"dns port taken", busy.LocalAddr().String(), "", "listening on udp " + busy.LocalAddr().String()},
+		{"http port taken", free, httpBusy.Addr().String(), "listening on http " + httpBusy.Addr().String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(map[string]string{"PODNS_LISTEN": tt.listen, "PODNS_UPSTREAMS": "127.0.0.1:1", "PODNS_HTTP_ADDR": tt.http}, nil)
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			_, err = start(cfg, zerolog.Nop())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+			if tt.listen == free {
+				pc, err := net.ListenPacket("udp", free)
+				if err != nil {
+					t.Fatalf("the DNS port stayed bound after the failed start: %v", err)
+				}
+				pc.Close()
+			}
+		})
+	}
+}
+
+func freeUDPPort(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().String()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/podns/podns/cache"
 	"github.com/podns/podns/resolver/resolvertest"
 )
 
@@ -268,5 +269,23 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatalf("condition not met within 5s")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestIPv6Listen: a listen address on ::1 serves UDP and TCP like one on 127.0.0.1.
+func TestIPv6Listen(t *testing.T) {
+	if c, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		c.Close()
+	}
+	h := newHarness(t, func(c *Config, _ *cache.Config) { c.Listen = []string{"[::1]:0"} })
+	if !strings.HasPrefix(h.addr, "[::1]:") {
+		t.Fatalf("bound %s, want [::1]:port", h.addr)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		if r := h.ask(t, network, "graylog", dns.TypeA); len(r.Answer) != 2 {
+			t.Errorf("%s over IPv6 got %v, want the CNAME and A", network, r.Answer)
+		}
 	}
 }

@@ -289,3 +289,43 @@ func TestIPv6Listen(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPPipelining: RFC 7766 §6.2.1.1: queries pipelined on one connection are answered as each is
+// ready, so a cached answer overtakes a slow miss sent before it.
+func TestTCPPipelining(t *testing.T) {
+	h := newHarness(t)
+	h.ask(t, "tcp", "graylog", dns.TypeA) // cached
+	release := make(chan struct{})
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		if strings.HasPrefix(q.Question[0].Name, "slow.") {
+			<-release
+		}
+		return nil, nil
+	})
+	c, err := dns.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	slow, fast := new(dns.Msg), new(dns.Msg)
+	slow.SetQuestion("slow.example.com.", dns.TypeA)
+	fast.SetQuestion("graylog.", dns.TypeA)
+	for _, m := range []*dns.Msg{slow, fast} {
+		if err := c.WriteMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := c.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	second, err := c.ReadMsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Id != fast.Id || second.Id != slow.Id {
+		t.Errorf("replies in order %d, %d; want the cached %d first, then the slow %d", first.Id, second.Id, fast.Id, slow.Id)
+	}
+}

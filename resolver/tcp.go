@@ -47,6 +47,10 @@ func (s *Server) track(c net.Conn) bool {
 	return true
 }
 
+// tcpWriteTimeout bounds a reply's write to a client that stopped reading, so its connection's
+// goroutines end; a reader on loopback takes microseconds.
+const tcpWriteTimeout = 5 * time.Second
+
 // tcpConn is one client connection. RFC 7766 §6.2.1.1: a client may pipeline queries and the server
 // answers each as soon as it is ready, in any order; each reply is one length-prefixed write.
 type tcpConn struct {
@@ -107,6 +111,6 @@ func (tc *tcpConn) write(frame []byte) {
 	binary.BigEndian.PutUint16(frame, uint16(len(frame)-2))
 	tc.writeMu.Lock()
 	defer tc.writeMu.Unlock()
-	tc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	tc.c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
 	tc.c.Write(frame)
 }

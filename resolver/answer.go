@@ -21,7 +21,8 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 	}
 	var keyBuf [maxNameWire + 16]byte
 	key := cache.AppendKey(keyBuf[:0], q.qname, q.qtype, q.qclass, q.do, q.cd, s.view(q))
-	e, st := s.cache.Get(key)
+	now := s.now() // one clock read for the lookup and the TTLs
+	e, st := s.cache.GetAt(key, now)
 	switch st {
 	case cache.Fresh:
 	case cache.Prefetch:
@@ -30,7 +31,7 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 		return dst, false
 	}
 	start := len(dst)
-	out = e.AppendReply(dst, q.id, q.rd, q.qname, s.now())
+	out = e.AppendReply(dst, q.id, q.rd, q.qname, now)
 	if q.edns {
 		out = appendOPT(out, start, q.do, 0)
 	}

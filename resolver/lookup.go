@@ -29,7 +29,7 @@ type call struct {
 	err   error
 }
 
-// doneCall wraps an answer already known (a cache hit) as a finished call.
+// doneCall wraps an outcome already known (a failure before any lookup) as a finished call.
 func doneCall(m *dns.Msg, err error) *call {
 	c := &call{done: make(chan struct{}), msg: m, err: err}
 	close(c.done)
@@ -105,8 +105,7 @@ func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force, inline
 			if st == cache.Prefetch {
 				s.refresh(name, qtype, qclass, do, cd)
 			}
-			m, err := e.Msg(s.now())
-			return handle{call: doneCall(m, err), hit: e}
+			return handle{hit: e} // unpacked only if a walk needs the message (handle.wait)
 		case cache.Stale:
 			h.stale = e
 		}
@@ -128,7 +127,7 @@ func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force, inline
 
 // handle is a lookup under way, with the stale entry to fall back on.
 type handle struct {
-	call    *call
+	call    *call        // nil when hit is set
 	hit     *cache.Entry // the fresh cache entry that answered, if one did
 	stale   *cache.Entry
 	started bool   // this lookup sent a query upstream
@@ -138,6 +137,10 @@ type handle struct {
 // wait returns the lookup's reply; usable reports whether it is an answer (NOERROR or NXDOMAIN) rather
 // than a failure. A failed refresh falls back to the stale entry.
 func (h handle) wait(ctx context.Context, s *Server) (m *dns.Msg, usable bool) {
+	if h.hit != nil {
+		m, err := h.hit.Msg(s.now())
+		return m, err == nil && answered(m)
+	}
 	m, err := h.call.wait(ctx)
 	if err == nil && answered(m) {
 		return m, true

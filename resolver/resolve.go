@@ -69,7 +69,7 @@ func (s *Server) searchHandle(q *query, name string) (h handle, ok bool) {
 		if st == cache.Prefetch {
 			s.prefetch(q)
 		}
-		return handle{call: doneCall(nil, nil), hit: e}, true
+		return handle{hit: e}, true
 	case cache.Stale:
 		h.stale = e
 	}

@@ -88,6 +88,13 @@ type result struct {
 // its own deadline, and checks every answer against the fake's ipFor.
 func runQueries(t testing.TB, c *Client, n, concurrency int, timeout time.Duration) []result {
 	t.Helper()
+	return concurrently(n, concurrency, func(i int) result {
+		return ask(c, fmt.Sprintf("q%d.test.", i), timeout)
+	})
+}
+
+// concurrently runs do(0..n-1) on concurrency goroutines and returns the results in order.
+func concurrently(n, concurrency int, do func(i int) result) []result {
 	res := make([]result, n)
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -96,7 +103,7 @@ func runQueries(t testing.TB, c *Client, n, concurrency int, timeout time.Durati
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				res[i] = ask(c, fmt.Sprintf("q%d.test.", i), timeout)
+				res[i] = do(i)
 			}
 		}()
 	}

@@ -171,25 +171,9 @@ func startDnsmasq(t *testing.T, upstream string) *daemon {
 // concurrency; every answer must be the synthesized A for its own name.
 func realQueries(t *testing.T, c *Client, n, concurrency int) []result {
 	t.Helper()
-	res := make([]result, n)
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				name := fmt.Sprintf("h%d-%d.load.podns.test.", i, rand.N(1<<20))
-				res[i] = askReal(c, name)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return res
+	return concurrently(n, concurrency, func(i int) result {
+		return askReal(c, fmt.Sprintf("h%d-%d.load.podns.test.", i, rand.N(1<<20)))
+	})
 }
 
 func askReal(c *Client, name string) result {

@@ -22,6 +22,7 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 	var keyBuf [maxNameWire + 16]byte
 	key := cache.AppendKey(keyBuf[:0], q.qname, q.qtype, q.qclass, q.do, q.cd, s.view(q))
 	now := s.now() // one clock read for the lookup and the TTLs
+	s.asked.note(q.qtype, q.qclass, now)
 	e, st := s.cache.GetAt(key, now)
 	switch st {
 	case cache.Fresh:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -205,6 +207,48 @@ func keyFor(name string, qtype, qclass uint16, do, cd bool, view byte) ([]byte, 
 		return nil, fmt.Errorf("packing name %q: %w", name, err)
 	}
 	return cache.AppendKey(make([]byte, 0, n+16), wire[:n], qtype, qclass, do, cd, view), nil
+}
+
+// pairWindow: a direct lookup's miss fetches the other address type too only while some client asked
+// for that type within this long.
+const pairWindow = time.Minute
+
+// addrAsks records, to the second, when a client last asked for A and for AAAA (class IN). Pairing
+// saves a round trip for clients that ask both, as glibc's getaddrinfo does; for clients that ask
+// only one type (AF_INET lookups, a JVM with preferIPv4Stack, a load generator), the other type's
+// fetch would be an upstream query nobody reads: half of all the upstream work on misses.
+type addrAsks struct {
+	a, aaaa atomic.Int64 // Unix seconds; 0: never
+}
+
+// note records a client's question. It writes at most once a second per type, so that the fast path
+// does not keep dirtying a shared cache line.
+func (a *addrAsks) note(qtype, qclass uint16, now time.Time) {
+	if qclass != dns.ClassINET {
+		return
+	}
+	var at *atomic.Int64
+	switch qtype {
+	case dns.TypeA:
+		at = &a.a
+	case dns.TypeAAAA:
+		at = &a.aaaa
+	default:
+		return
+	}
+	if sec := now.Unix(); at.Load() != sec {
+		at.Store(sec)
+	}
+}
+
+// recently reports whether a client asked for qtype (A or AAAA) within pairWindow of now.
+func (a *addrAsks) recently(qtype uint16, now time.Time) bool {
+	at := &a.a
+	if qtype == dns.TypeAAAA {
+		at = &a.aaaa
+	}
+	last := at.Load()
+	return last != 0 && now.Unix()-last < int64(pairWindow/time.Second)
 }
 
 // pairFor is the other address type to fetch with qtype: glibc asks A and AAAA together, so a miss for

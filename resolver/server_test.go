@@ -228,10 +228,13 @@ func TestCoalescing(t *testing.T) {
 }
 
 // TestPairing: glibc asks A then AAAA; podns's miss for A fetched AAAA too, so the AAAA is a cache hit.
+// For a name that is not searched, that holds once clients are seen asking AAAA at all (here, for
+// another name first); a searched name's walk always knows both types of a candidate.
 func TestPairing(t *testing.T) {
 	for _, name := range []string{"graylog", "www.example.com.cluster.local", "dual.apps.svc.cluster.local"} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t)
+			h.ask(t, "udp", "web.apps.svc.cluster.local", dns.TypeAAAA)
 			h.ask(t, "udp", name, dns.TypeA)
 			waitFor(t, func() bool { return h.srv.Stats().UpstreamQueries == h.up.Total() && h.inflight() == 0 })
 			before := h.up.Total()
@@ -241,6 +244,48 @@ func TestPairing(t *testing.T) {
 			}
 			checkClusterFirst(t, h, name, dns.TypeAAAA, r)
 		})
+	}
+}
+
+// TestPairingFollowsClients: while no client asks AAAA (only A: AF_INET lookups, a load generator), a
+// direct lookup's A miss sends no AAAA upstream; once one does, A misses fetch AAAA too, until a
+// minute passes without an AAAA question. The search walk pairs whatever clients ask: the candidate
+// it stops at depends on both types.
+func TestPairingFollowsClients(t *testing.T) {
+	h := newHarness(t)
+	settle := func() {
+		waitFor(t, func() bool { return h.srv.Stats().UpstreamQueries == h.up.Total() && h.inflight() == 0 })
+	}
+	askA := func(name string) {
+		t.Helper()
+		if r := h.ask(t, "udp", name, dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			t.Fatalf("%s A: got %s with %d answers", name, dns.RcodeToString[r.Rcode], len(r.Answer))
+		}
+		settle()
+	}
+	askA("db.other.svc.cluster.local")
+	askA("web.apps.svc.cluster.local")
+	for _, name := range []string{"db.other.svc.cluster.local.", "web.apps.svc.cluster.local."} {
+		if got := h.up.Asked(name, dns.TypeAAAA); got != 0 {
+			t.Errorf("A-only clients: %s AAAA asked upstream %d times, want 0", name, got)
+		}
+	}
+	askA("graylog") // searched: paired regardless
+	if got := h.up.Asked("graylog.apps.svc.cluster.local.", dns.TypeAAAA); got != 1 {
+		t.Errorf("search walk: graylog.apps.svc.cluster.local. AAAA asked %d times, want 1", got)
+	}
+
+	h.ask(t, "udp", "db.other.svc.cluster.local", dns.TypeAAAA) // a client asks AAAA: pairing on
+	settle()
+	askA("dual.apps.svc.cluster.local")
+	if got := h.up.Asked("dual.apps.svc.cluster.local.", dns.TypeAAAA); got != 1 {
+		t.Errorf("after an AAAA question: dual.apps.svc.cluster.local. AAAA asked %d times, want 1", got)
+	}
+
+	h.clock.Advance(pairWindow)
+	askA("big.apps.svc.cluster.local")
+	if got := h.up.Asked("big.apps.svc.cluster.local.", dns.TypeAAAA); got != 0 {
+		t.Errorf("a minute without AAAA questions: big.apps.svc.cluster.local. AAAA asked %d times, want 0", got)
 	}
 }
 

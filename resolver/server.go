@@ -170,6 +170,9 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, pc := range s.udp {
+		pc.misses.readers = s.cfg.Readers
+		s.loops.Add(1)
+		go s.dispatch(pc)
 		for i := 0; i < s.cfg.Readers; i++ {
 			s.loops.Add(1)
 			go s.serveUDP(pc)

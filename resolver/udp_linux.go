@@ -25,8 +25,9 @@ import (
 // call, which gives the P back, so an idle podns costs nothing: a raw call is interrupted every ~10 ms
 // by the runtime's preemption signal, which at idle would add up to about half a percent of a core.
 type udpSocket struct {
-	fd    int
-	local netip.AddrPort
+	fd     int
+	local  netip.AddrPort
+	misses *missQueue
 }
 
 // udpReadTimeout bounds how long a reader blocks, so that it notices Shutdown even if the wake-up is
@@ -56,7 +57,12 @@ func listenUDP(addr string) (*udpSocket, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
 	}
-	u := &udpSocket{fd: fd}
+	q, err := newMissQueue()
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("listening on udp %s: miss queue: %w", addr, err)
+	}
+	u := &udpSocket{fd: fd, misses: q}
 	switch b := bound.(type) {
 	case *unix.SockaddrInet4:
 		u.local = netip.AddrPortFrom(netip.AddrFrom4(b.Addr), uint16(b.Port))
@@ -78,7 +84,10 @@ func (u *udpSocket) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(u.loca
 // wake makes blocked readers return (shutdown(SHUT_RD) wakes a blocked recvfrom on Linux).
 func (u *udpSocket) wake() { unix.Shutdown(u.fd, unix.SHUT_RD) }
 
-func (u *udpSocket) Close() error { return unix.Close(u.fd) }
+func (u *udpSocket) Close() error {
+	u.misses.f.Close()
+	return unix.Close(u.fd)
+}
 
 // peer is a client's raw socket address, copied by value to the goroutine that answers a miss.
 type peer struct {
@@ -124,9 +133,10 @@ func (u *udpSocket) send(b []byte, to *peer) error {
 
 // serveUDP is one of Config.Readers loops reading a UDP socket on a locked thread. A cache hit is
 // answered right here, with the loop's own buffers: no goroutine, no allocation. A miss is copied out
-// and resolved on its own goroutine so the loop keeps reading.
+// and queued for the dispatcher, which resolves it on its own goroutine, so the loop keeps reading.
 func (s *Server) serveUDP(u *udpSocket) {
 	defer s.loops.Done()
+	defer u.misses.readerDone()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	in := make([]byte, maxUDPQuery)
@@ -161,7 +171,7 @@ func (s *Server) serveUDP(u *udpSocket) {
 			}
 		}
 		s.handlers.Add(1)
-		go s.resolveUDP(u, from, append([]byte(nil), pkt...))
+		u.misses.push(miss{from: from, pkt: append([]byte(nil), pkt...)})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -268,6 +269,9 @@ func (cn *conn) writeLoop(nc net.Conn) error {
 			return nil
 		case <-cn.wake:
 		}
+		// Let the goroutines that are ready to run enqueue their queries first: under load the
+		// wake-up comes from the first of a burst of callers, and they all go out in one write.
+		runtime.Gosched()
 		buf, n := cn.fill(c.nowNS())
 		if n == 0 {
 			continue

@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"context"
 	"encoding/binary"
 
 	"github.com/miekg/dns"
@@ -78,9 +77,8 @@ func (s *Server) answer(dst []byte, q *query, rc int, limit int) []byte {
 		return s.errorReply(dst, q, dns.RcodeServerFailure)
 	}
 	defer s.release()
-	ctx, cancel := context.WithTimeout(s.bg, s.cfg.Timeout)
-	defer cancel()
-	res := s.resolve(ctx, q)
+	// No deadline of its own: the client waits for a flight, which runs under Timeout (join).
+	res := s.resolve(s.bg, q)
 	if res.entry == nil && res.msg == nil {
 		return s.errorReply(dst, q, dns.RcodeServerFailure)
 	}

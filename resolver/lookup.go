@@ -170,9 +170,8 @@ func (s *Server) refresh(name string, qtype, qclass uint16, do, cd bool) {
 
 // exchange asks the upstream for one FQDN.
 func (s *Server) exchange(ctx context.Context, name string, qtype, qclass uint16, do, cd bool) (*dns.Msg, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	m.Question[0].Qclass = qclass
+	m := new(dns.Msg) // ID 0: the upstream client gives each attempt its own (SetQuestion's costs a syscall)
+	m.Question = []dns.Question{{Name: name, Qtype: qtype, Qclass: qclass}}
 	m.RecursionDesired = true
 	m.CheckingDisabled = cd
 	if do {

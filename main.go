@@ -139,6 +139,7 @@ func start(cfg config, log zerolog.Logger) (_ *app, err error) {
 		Servers:        cfg.Upstreams,
 		ConnsPerServer: cfg.UpstreamConns,
 		MaxAge:         cfg.UpstreamMaxAge,
+		Timeout:        cfg.Timeout, // the resolver leaves a lookup's deadline to the client
 	}, log) // upstream.New tags its own component
 	if err != nil {
 		return nil, fmt.Errorf("%w: upstream: %v", errConfig, err)

@@ -78,9 +78,8 @@ func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error)
 	s.flights.calls[k] = c
 	s.flights.mu.Unlock()
 	return c, func() {
-		ctx, cancel := context.WithTimeout(s.bg, s.cfg.Timeout)
-		defer cancel()
-		c.msg, c.err = fn(ctx)
+		c.msg, c.err = fn(s.bg) // fn bounds its own time: the Exchanger's timeout, or the walk's
+		// deadline (walkFunc)
 		if c.err == nil {
 			c.entry, _ = s.cache.Set([]byte(k), c.msg)
 		}

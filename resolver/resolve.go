@@ -82,6 +82,8 @@ func (s *Server) walkFunc(q *query, name string, force bool) func(ctx context.Co
 	qname := nameString(q.qname)
 	qtype, qclass, do, cd := q.qtype, q.qclass, q.do, q.cd
 	return func(ctx context.Context) (*dns.Msg, error) {
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
 		return s.walk(ctx, walkQuestion{qname: qname, name: name, qtype: qtype, qclass: qclass, do: do, cd: cd}, force)
 	}
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/podns/podns/cache"
 )
 
-// Exchanger sends one query upstream and returns its reply; upstream.Client satisfies it.
+// Exchanger sends one query upstream and returns its reply; upstream.Client satisfies it. The resolver
+// calls it with a context that has no deadline (it is canceled at shutdown): an Exchange must end
+// within a timeout of its own, as upstream.Client's Config.Timeout bounds it.
 type Exchanger interface {
 	Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
 }
@@ -32,8 +34,9 @@ type Config struct {
 	ClusterDomain string
 	NoSearch      []string // more suffixes whose names go upstream as they are
 
-	// Timeout bounds the work for one client query. Default 3s: inside the 5 s that glibc and musl wait
-	// before they retry, so a client hears SERVFAIL (and moves on) rather than silence.
+	// Timeout bounds a search walk. Default 3s: inside the 5 s that glibc and musl wait before they
+	// retry, so a client hears SERVFAIL (and moves on) rather than silence. A single upstream lookup
+	// is bounded by the Exchanger (main gives upstream.Client the same value).
 	Timeout time.Duration
 	// StaleWait is how long a refresh of an expired entry may take before the stale answer goes out
 	// (RFC 8767 §5's "client response timer", which suggests 1.8 s; a sidecar on loopback can be

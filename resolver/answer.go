@@ -21,7 +21,6 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 	var keyBuf [maxNameWire + 16]byte
 	key := cache.AppendKey(keyBuf[:0], q.qname, q.qtype, q.qclass, q.do, q.cd, s.view(q))
 	now := s.now() // one clock read for the lookup and the TTLs
-	s.asked.note(q.qtype, q.qclass, now)
 	e, st := s.cache.GetAt(key, now)
 	switch st {
 	case cache.Fresh:
@@ -29,6 +28,9 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 		s.prefetch(q)
 	default:
 		return dst, false
+	}
+	if e.FirstRead() {
+		s.pairs.readOne()
 	}
 	start := len(dst)
 	out = e.AppendReply(dst, q.id, q.rd, q.qname, now)

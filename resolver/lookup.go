@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/miekg/dns"
 
@@ -29,6 +28,8 @@ type call struct {
 	msg   *dns.Msg
 	entry *cache.Entry // set when the reply was stored
 	err   error
+	// unread: a paired fetch no client has asked for yet; guarded by flightTable.mu.
+	unread bool
 }
 
 // doneCall wraps an outcome already known (a failure before any lookup) as a finished call.
@@ -52,7 +53,12 @@ func (c *call) wait(ctx context.Context) (*dns.Msg, error) {
 // on the server's background context, not the asker's: others may be waiting for it, and its answer is
 // cached for the next askers even when the first gives up. started reports whether this asker started it.
 func (s *Server) flight(key []byte, fn func(ctx context.Context) (*dns.Msg, error)) (c *call, started bool) {
-	c, run := s.join(key, fn)
+	return s.flightFor(key, fn, false)
+}
+
+// flightFor is flight, for a paired fetch when paired is set (pairGauge).
+func (s *Server) flightFor(key []byte, fn func(ctx context.Context) (*dns.Msg, error), paired bool) (c *call, started bool) {
+	c, run := s.join(key, fn, paired)
 	if run == nil {
 		return c, false
 	}
@@ -66,17 +72,30 @@ func (s *Server) flight(key []byte, fn func(ctx context.Context) (*dns.Msg, erro
 
 // join returns the call in flight for key, or registers a new one and returns, with it, the function
 // that runs it; whoever gets run must call it (flight, or an asker that runs it on its own goroutine).
-func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error)) (*call, func()) {
+//
+// paired says the asker is a paired fetch rather than a client's question: a new call is counted by
+// the pair gauge, and a client that joins a paired call counts as its reader.
+func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error), paired bool) (*call, func()) {
 	s.flights.mu.Lock()
 	if c := s.flights.calls[string(key)]; c != nil {
+		read := c.unread && !paired
+		if read {
+			c.unread = false
+		}
 		s.flights.mu.Unlock()
+		if read {
+			s.pairs.readOne()
+		}
 		s.stats.coalesced.Add(1)
 		return c, nil
 	}
 	k := string(key)
-	c := &call{done: make(chan struct{})}
+	c := &call{done: make(chan struct{}), unread: paired}
 	s.flights.calls[k] = c
 	s.flights.mu.Unlock()
+	if paired {
+		s.pairs.issue()
+	}
 	return c, func() {
 		c.msg, c.err = fn(s.bg) // fn bounds its own time: the Exchanger's timeout, or the walk's
 		// deadline (walkFunc)
@@ -85,7 +104,11 @@ func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error)
 		}
 		s.flights.mu.Lock()
 		delete(s.flights.calls, k)
+		unread := c.unread
 		s.flights.mu.Unlock()
+		if unread && c.entry != nil {
+			c.entry.MarkUnread() // its first hit counts as the read
+		}
 		close(c.done)
 	}
 }
@@ -95,6 +118,12 @@ func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error)
 // new upstream call without a stale fallback is not started but returned in h.run, for the asker to run
 // on its own goroutine (one goroutine hand-off less on a cache miss).
 func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force, inline bool) (h handle) {
+	return s.lookupFor(name, qtype, qclass, do, cd, force, inline, false)
+}
+
+// lookupFor is lookup, for a paired fetch when paired is set: one that the pair gauge may skip, which
+// returns an empty handle.
+func (s *Server) lookupFor(name string, qtype, qclass uint16, do, cd, force, inline, paired bool) (h handle) {
 	key, err := keyFor(name, qtype, qclass, do, cd, cache.ViewUpstream)
 	if err != nil {
 		return handle{call: doneCall(nil, err)}
@@ -106,19 +135,25 @@ func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force, inline
 			if st == cache.Prefetch {
 				s.refresh(name, qtype, qclass, do, cd)
 			}
+			if !paired && e.FirstRead() {
+				s.pairs.readOne()
+			}
 			return handle{hit: e} // unpacked only if a walk needs the message (handle.wait)
 		case cache.Stale:
 			h.stale = e
 		}
 	}
+	if paired && !s.pairs.want() {
+		return handle{} // the gauge is asked only when a paired fetch would go upstream
+	}
 	fn := func(ctx context.Context) (*dns.Msg, error) {
 		return s.exchange(ctx, name, qtype, qclass, do, cd)
 	}
 	if inline && h.stale == nil {
-		h.call, h.run = s.join(key, fn)
+		h.call, h.run = s.join(key, fn, paired)
 		h.started = h.run != nil
 	} else {
-		h.call, h.started = s.flight(key, fn)
+		h.call, h.started = s.flightFor(key, fn, paired)
 	}
 	if h.started {
 		s.stats.cacheMisses.Add(1)
@@ -207,47 +242,45 @@ func keyFor(name string, qtype, qclass uint16, do, cd bool, view byte) ([]byte, 
 	return cache.AppendKey(make([]byte, 0, n+16), wire[:n], qtype, qclass, do, cd, view), nil
 }
 
-// pairWindow: a direct lookup's miss fetches the other address type too only while some client asked
-// for that type within this long.
-const pairWindow = time.Minute
+// Pairing is adaptive for direct lookups: it saves a round trip when clients ask for both types of a
+// name, as glibc's getaddrinfo does, and is an upstream query nobody reads when they ask for one (an
+// AF_INET lookup, a JVM with preferIPv4Stack, a load generator). The gauge counts paired fetches and
+// those a client then read (it asked while the fetch was in flight, or hit its cache entry first).
+const (
+	pairSample     = 16 // with fewer paired fetches counted than this, pair
+	pairDecay      = 64 // at this many, both counts halve: the gauge follows what clients do now
+	pairProbeEvery = 16 // while off, one miss in this many pairs anyway, to notice clients changing
+)
 
-// addrAsks records, to the second, when a client last asked for A and for AAAA (class IN). Pairing
-// saves a round trip for clients that ask both, as glibc's getaddrinfo does; for clients that ask
-// only one type (AF_INET lookups, a JVM with preferIPv4Stack, a load generator), the other type's
-// fetch would be an upstream query nobody reads: half of all the upstream work on misses.
-type addrAsks struct {
-	a, aaaa atomic.Int64 // Unix seconds; 0: never
+// pairGauge decides whether a direct lookup's miss fetches the other address type too: while at least
+// a quarter of the paired fetches are read. The counts are approximate under concurrency (a halving
+// may lose a concurrent increment), which a gauge can afford.
+type pairGauge struct {
+	issued, read atomic.Uint32
+	misses       atomic.Uint32 // misses seen while off, for the probes
 }
 
-// note records a client's question. It writes at most once a second per type, so that the fast path
-// does not keep dirtying a shared cache line.
-func (a *addrAsks) note(qtype, qclass uint16, now time.Time) {
-	if qclass != dns.ClassINET {
-		return
-	}
-	var at *atomic.Int64
-	switch qtype {
-	case dns.TypeA:
-		at = &a.a
-	case dns.TypeAAAA:
-		at = &a.aaaa
-	default:
-		return
-	}
-	if sec := now.Unix(); at.Load() != sec {
-		at.Store(sec)
+// want reports whether this miss pairs: when on, and for one miss in pairProbeEvery when not.
+func (g *pairGauge) want() bool {
+	return g.on() || g.misses.Add(1)%pairProbeEvery == 0
+}
+
+// on: too few paired fetches counted to judge, or at least a quarter of them read.
+func (g *pairGauge) on() bool {
+	issued, read := g.issued.Load(), g.read.Load()
+	return issued < pairSample || 4*read >= issued
+}
+
+// issue counts a paired fetch started.
+func (g *pairGauge) issue() {
+	if n := g.issued.Add(1); n >= pairDecay {
+		g.issued.Store(n / 2)
+		g.read.Store(min(g.read.Load(), n) / 2)
 	}
 }
 
-// recently reports whether a client asked for qtype (A or AAAA) within pairWindow of now.
-func (a *addrAsks) recently(qtype uint16, now time.Time) bool {
-	at := &a.a
-	if qtype == dns.TypeAAAA {
-		at = &a.aaaa
-	}
-	last := at.Load()
-	return last != 0 && now.Unix()-last < int64(pairWindow/time.Second)
-}
+// readOne counts a paired fetch a client read.
+func (g *pairGauge) readOne() { g.read.Add(1) }
 
 // pairFor is the other address type to fetch with qtype: glibc asks A and AAAA together, so a miss for
 // one fetches both. With AAAA filtered there is no pair: AAAA never goes upstream.

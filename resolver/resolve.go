@@ -19,8 +19,9 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 	var h handle
 	if view := s.view(q); view == cache.ViewUpstream {
 		h = s.lookup(name, q.qtype, q.qclass, q.do, q.cd, false, true)
-		if other, ok := s.pairFor(q.qtype, q.qclass); ok && h.started && s.asked.recently(other, s.now()) {
-			s.lookup(name, other, q.qclass, q.do, q.cd, false, false) // leaves first, in the same write if it can
+		if other, ok := s.pairFor(q.qtype, q.qclass); ok && h.started {
+			// leaves first, in the same write if it can
+			s.lookupFor(name, other, q.qclass, q.do, q.cd, false, false, true)
 		}
 		if h.run != nil {
 			h.run()

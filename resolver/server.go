@@ -86,7 +86,7 @@ type Server struct {
 	now    func() time.Time
 	sem    chan struct{} // slow-path slots; never nil after New
 	stats  stats
-	asked  addrAsks // when clients last asked A and AAAA: the pairing of direct lookups follows it
+	pairs  pairGauge // whether direct lookups pair A with AAAA
 
 	flights flightTable
 

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -247,45 +248,62 @@ func TestPairing(t *testing.T) {
 	}
 }
 
-// TestPairingFollowsClients: while no client asks AAAA (only A: AF_INET lookups, a load generator), a
-// direct lookup's A miss sends no AAAA upstream; once one does, A misses fetch AAAA too, until a
-// minute passes without an AAAA question. The search walk pairs whatever clients ask: the candidate
-// it stops at depends on both types.
+// TestPairingFollowsClients: while clients ask only A (AF_INET lookups, a load generator), a direct
+// lookup's A miss soon stops fetching AAAA, but for a probe now and then; once clients ask both types
+// again, the probes' AAAA answers are read and pairing comes back. The search walk pairs whatever
+// clients ask: the candidate it stops at depends on both types.
 func TestPairingFollowsClients(t *testing.T) {
 	h := newHarness(t)
 	settle := func() {
 		waitFor(t, func() bool { return h.srv.Stats().UpstreamQueries == h.up.Total() && h.inflight() == 0 })
 	}
-	askA := func(name string) {
+	ask := func(name string, qtype uint16) {
 		t.Helper()
-		if r := h.ask(t, "udp", name, dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
-			t.Fatalf("%s A: got %s with %d answers", name, dns.RcodeToString[r.Rcode], len(r.Answer))
+		if r := h.ask(t, "udp", name, qtype); r.Rcode != dns.RcodeNameError {
+			t.Fatalf("%s %s: got %s, want NXDOMAIN", name, dns.TypeToString[qtype], dns.RcodeToString[r.Rcode])
 		}
+	}
+	name := func(phase string, i int) string { return fmt.Sprintf("%s%d.apps.svc.cluster.local.", phase, i) }
+	if !h.srv.pairs.on() {
+		t.Fatal("pairing is off before any lookup, want on")
+	}
+	const aOnly = 96
+	aaaa := 0
+	for i := range aOnly {
+		ask(name("a", i), dns.TypeA)
 		settle()
+		aaaa += h.up.Asked(name("a", i), dns.TypeAAAA)
 	}
-	askA("db.other.svc.cluster.local")
-	askA("web.apps.svc.cluster.local")
-	for _, name := range []string{"db.other.svc.cluster.local.", "web.apps.svc.cluster.local."} {
-		if got := h.up.Asked(name, dns.TypeAAAA); got != 0 {
-			t.Errorf("A-only clients: %s AAAA asked upstream %d times, want 0", name, got)
+	if h.srv.pairs.on() {
+		t.Errorf("pairing still on after %d A-only misses", aOnly)
+	}
+	// The first pairSample misses pair while the gauge learns; then only the probes do.
+	if want := pairSample + (aOnly-pairSample)/pairProbeEvery; aaaa < pairSample || aaaa > want+1 {
+		t.Errorf("A-only clients: %d AAAA fetched upstream for %d A misses, want %d to %d", aaaa, aOnly, pairSample, want+1)
+	}
+
+	askA := func(i int) { ask(name("b", i), dns.TypeA) }
+	on := -1
+	for i := 0; i < 400 && on < 0; i++ { // clients asking both: A, then AAAA
+		askA(i)
+		ask(name("b", i), dns.TypeAAAA)
+		settle()
+		if h.srv.pairs.on() {
+			on = i
 		}
 	}
-	askA("graylog") // searched: paired regardless
-	if got := h.up.Asked("graylog.apps.svc.cluster.local.", dns.TypeAAAA); got != 1 {
-		t.Errorf("search walk: graylog.apps.svc.cluster.local. AAAA asked %d times, want 1", got)
+	if on < 0 {
+		t.Fatal("pairing still off after 400 names asked for A and AAAA")
 	}
-
-	h.ask(t, "udp", "db.other.svc.cluster.local", dns.TypeAAAA) // a client asks AAAA: pairing on
+	askA(1000)
 	settle()
-	askA("dual.apps.svc.cluster.local")
-	if got := h.up.Asked("dual.apps.svc.cluster.local.", dns.TypeAAAA); got != 1 {
-		t.Errorf("after an AAAA question: dual.apps.svc.cluster.local. AAAA asked %d times, want 1", got)
+	if got := h.up.Asked(name("b", 1000), dns.TypeAAAA); got != 1 {
+		t.Errorf("after pairing came back (name %d): AAAA of an A miss fetched %d times, want 1", on, got)
 	}
 
-	h.clock.Advance(pairWindow)
-	askA("big.apps.svc.cluster.local")
-	if got := h.up.Asked("big.apps.svc.cluster.local.", dns.TypeAAAA); got != 0 {
-		t.Errorf("a minute without AAAA questions: big.apps.svc.cluster.local. AAAA asked %d times, want 0", got)
+	ask("gone", dns.TypeA) // searched: the walk pairs regardless
+	if got := h.up.Asked("gone.apps.svc.cluster.local.", dns.TypeAAAA); got != 1 {
+		t.Errorf("search walk: gone.apps.svc.cluster.local. AAAA asked %d times, want 1", got)
 	}
 }
 

@@ -114,6 +114,8 @@ func (a *app) writeResolverMetrics(p promWriter) {
 	p.counter("podns_cache_stale_served_total", "Expired answers served because the upstream failed or was slow (RFC 8767).", st.StaleServed)
 	p.counter("podns_prefetches_total", "Background refreshes of cached answers.", st.Prefetches)
 	p.counter("podns_coalesced_total", "Lookups that joined an identical one already in flight.", st.Coalesced)
+	p.counter("podns_pair_fetches_total", "A or AAAA fetched along with a miss for the other type of the same name.", st.PairFetches)
+	p.counter("podns_pair_reads_total", "Paired fetches a client then asked for; podns pairs while at least a quarter are.", st.PairReads)
 	p.counter("podns_upstream_queries_total", "Queries podns sent to the cluster DNS.", st.UpstreamQueries)
 	p.counter("podns_upstream_query_errors_total", "Upstream queries that got no usable reply.", st.UpstreamErrors)
 	p.counter("podns_search_walks_total", "Search-list expansions run (cache misses of short names).", st.SearchWalks)

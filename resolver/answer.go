@@ -30,7 +30,7 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 		return dst, false
 	}
 	if e.FirstRead() {
-		s.pairs.readOne()
+		s.pairRead()
 	}
 	start := len(dst)
 	out = e.AppendReply(dst, q.id, q.rd, q.qname, now)

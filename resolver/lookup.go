@@ -84,7 +84,7 @@ func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error)
 		}
 		s.flights.mu.Unlock()
 		if read {
-			s.pairs.readOne()
+			s.pairRead()
 		}
 		s.stats.coalesced.Add(1)
 		return c, nil
@@ -95,6 +95,7 @@ func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error)
 	s.flights.mu.Unlock()
 	if paired {
 		s.pairs.issue()
+		s.stats.pairFetches.Add(1)
 	}
 	return c, func() {
 		c.msg, c.err = fn(s.bg) // fn bounds its own time: the Exchanger's timeout, or the walk's
@@ -136,7 +137,7 @@ func (s *Server) lookupFor(name string, qtype, qclass uint16, do, cd, force, inl
 				s.refresh(name, qtype, qclass, do, cd)
 			}
 			if !paired && e.FirstRead() {
-				s.pairs.readOne()
+				s.pairRead()
 			}
 			return handle{hit: e} // unpacked only if a walk needs the message (handle.wait)
 		case cache.Stale:
@@ -281,6 +282,12 @@ func (g *pairGauge) issue() {
 
 // readOne counts a paired fetch a client read.
 func (g *pairGauge) readOne() { g.read.Add(1) }
+
+// pairRead counts a paired fetch a client read, in the gauge and the metrics.
+func (s *Server) pairRead() {
+	s.pairs.readOne()
+	s.stats.pairReads.Add(1)
+}
 
 // pairFor is the other address type to fetch with qtype: glibc asks A and AAAA together, so a miss for
 // one fetches both. With AAAA filtered there is no pair: AAAA never goes upstream.

@@ -277,6 +277,9 @@ func TestPairingFollowsClients(t *testing.T) {
 	if h.srv.pairs.on() {
 		t.Errorf("pairing still on after %d A-only misses", aOnly)
 	}
+	if st := h.srv.Stats(); st.PairFetches != uint64(aaaa) || st.PairReads != 0 {
+		t.Errorf("A-only clients: stats say %d paired fetches, %d read; want %d, 0", st.PairFetches, st.PairReads, aaaa)
+	}
 	// The first pairSample misses pair while the gauge learns; then only the probes do.
 	if want := pairSample + (aOnly-pairSample)/pairProbeEvery; aaaa < pairSample || aaaa > want+1 {
 		t.Errorf("A-only clients: %d AAAA fetched upstream for %d A misses, want %d to %d", aaaa, aOnly, pairSample, want+1)
@@ -294,6 +297,9 @@ func TestPairingFollowsClients(t *testing.T) {
 	}
 	if on < 0 {
 		t.Fatal("pairing still off after 400 names asked for A and AAAA")
+	}
+	if st := h.srv.Stats(); st.PairReads == 0 {
+		t.Error("clients asking both: no paired fetch counted as read")
 	}
 	askA(1000)
 	settle()

@@ -27,6 +27,8 @@ type stats struct {
 	staleServed      atomic.Uint64
 	prefetches       atomic.Uint64
 	coalesced        atomic.Uint64
+	pairFetches      atomic.Uint64 // paired fetches started by direct lookups
+	pairReads        atomic.Uint64 // those a client then read
 	upstreamQueries  atomic.Uint64
 	upstreamErrors   atomic.Uint64
 	walks            atomic.Uint64
@@ -80,6 +82,8 @@ type Stats struct {
 	StaleServed      uint64 // expired answers served (RFC 8767)
 	Prefetches       uint64 // background refreshes started
 	Coalesced        uint64 // lookups that joined one in flight
+	PairFetches      uint64 // A/AAAA fetched with a direct lookup's miss of the other type
+	PairReads        uint64 // paired fetches a client then read
 	UpstreamQueries  uint64
 	UpstreamErrors   uint64
 	SearchWalks      uint64
@@ -108,6 +112,8 @@ func (s *Server) Stats() Stats {
 		StaleServed:      st.staleServed.Load(),
 		Prefetches:       st.prefetches.Load(),
 		Coalesced:        st.coalesced.Load(),
+		PairFetches:      st.pairFetches.Load(),
+		PairReads:        st.pairReads.Load(),
 		UpstreamQueries:  st.upstreamQueries.Load(),
 		UpstreamErrors:   st.upstreamErrors.Load(),
 		SearchWalks:      st.walks.Load(),

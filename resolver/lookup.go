@@ -21,8 +21,8 @@ type flightTable struct {
 	calls map[string]*call
 }
 
-// call is one shared lookup. Its fields are written by the goroutine that runs it, before done closes;
-// after that they are read-only.
+// call is one shared lookup. Its outcome (msg, entry, err) is written by the goroutine that runs it,
+// before done closes; after that it is read-only.
 type call struct {
 	done  chan struct{}
 	msg   *dns.Msg
@@ -30,6 +30,20 @@ type call struct {
 	err   error
 	// unread: a paired fetch no client has asked for yet; guarded by flightTable.mu.
 	unread bool
+
+	// What to run, set when the call is registered: a walk (fn), or else an upstream exchange for q.
+	// Kept here rather than in a closure: a miss allocates less.
+	key  []byte // the cache key; owned by the call
+	name string // key as the flight table's map key
+	q    upstreamQuestion
+	fn   func(ctx context.Context) (*dns.Msg, error)
+}
+
+// upstreamQuestion is what exchange asks.
+type upstreamQuestion struct {
+	name          string
+	qtype, qclass uint16
+	do, cd        bool
 }
 
 // doneCall wraps an outcome already known (a failure before any lookup) as a finished call.
@@ -49,33 +63,35 @@ func (c *call) wait(ctx context.Context) (*dns.Msg, error) {
 	}
 }
 
-// flight returns the call in flight for key, starting fn as a new one when there is none. A new call runs
-// on the server's background context, not the asker's: others may be waiting for it, and its answer is
-// cached for the next askers even when the first gives up. started reports whether this asker started it.
+// flight returns the call in flight for key, starting fn (a search walk) as a new one when there is
+// none. A new call runs on the server's background context, not the asker's: others may be waiting for
+// it, and its answer is cached for the next askers even when the first gives up. started reports
+// whether this asker started it. The call owns key.
 func (s *Server) flight(key []byte, fn func(ctx context.Context) (*dns.Msg, error)) (c *call, started bool) {
-	return s.flightFor(key, fn, false)
+	return s.flightFor(key, upstreamQuestion{}, fn, false)
 }
 
-// flightFor is flight, for a paired fetch when paired is set (pairGauge).
-func (s *Server) flightFor(key []byte, fn func(ctx context.Context) (*dns.Msg, error), paired bool) (c *call, started bool) {
-	c, run := s.join(key, fn, paired)
-	if run == nil {
+// flightFor is flight for a walk (fn) or an upstream exchange of q (fn nil), and for a paired fetch
+// when paired is set (pairGauge).
+func (s *Server) flightFor(key []byte, q upstreamQuestion, fn func(ctx context.Context) (*dns.Msg, error), paired bool) (c *call, started bool) {
+	c, started = s.join(key, q, fn, paired)
+	if !started {
 		return c, false
 	}
 	s.bgWG.Add(1)
 	go func() {
 		defer s.bgWG.Done()
-		run()
+		s.run(c)
 	}()
 	return c, true
 }
 
-// join returns the call in flight for key, or registers a new one and returns, with it, the function
-// that runs it; whoever gets run must call it (flight, or an asker that runs it on its own goroutine).
+// join returns the call in flight for key, or registers a new one (started) that the asker must run
+// (s.run: flightFor, or an asker that runs it on its own goroutine). The call owns key.
 //
 // paired says the asker is a paired fetch rather than a client's question: a new call is counted by
 // the pair gauge, and a client that joins a paired call counts as its reader.
-func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error), paired bool) (*call, func()) {
+func (s *Server) join(key []byte, q upstreamQuestion, fn func(ctx context.Context) (*dns.Msg, error), paired bool) (_ *call, started bool) {
 	s.flights.mu.Lock()
 	if c := s.flights.calls[string(key)]; c != nil {
 		read := c.unread && !paired
@@ -87,37 +103,43 @@ func (s *Server) join(key []byte, fn func(ctx context.Context) (*dns.Msg, error)
 			s.pairRead()
 		}
 		s.stats.coalesced.Add(1)
-		return c, nil
+		return c, false
 	}
-	k := string(key)
-	c := &call{done: make(chan struct{}), unread: paired}
-	s.flights.calls[k] = c
+	c := &call{done: make(chan struct{}), unread: paired, key: key, name: string(key), q: q, fn: fn}
+	s.flights.calls[c.name] = c
 	s.flights.mu.Unlock()
 	if paired {
 		s.pairs.issue()
 		s.stats.pairFetches.Add(1)
 	}
-	return c, func() {
-		c.msg, c.err = fn(s.bg) // fn bounds its own time: the Exchanger's timeout, or the walk's
-		// deadline (walkFunc)
-		if c.err == nil {
-			c.entry, _ = s.cache.Set([]byte(k), c.msg)
-		}
-		s.flights.mu.Lock()
-		delete(s.flights.calls, k)
-		unread := c.unread
-		s.flights.mu.Unlock()
-		if unread && c.entry != nil {
-			c.entry.MarkUnread() // its first hit counts as the read
-		}
-		close(c.done)
+	return c, true
+}
+
+// run runs a call join registered, stores its answer and wakes its waiters. Its work bounds its own
+// time: the Exchanger's timeout, or the walk's deadline (walkFunc).
+func (s *Server) run(c *call) {
+	if c.fn != nil {
+		c.msg, c.err = c.fn(s.bg)
+	} else {
+		c.msg, c.err = s.exchange(s.bg, c.q)
 	}
+	if c.err == nil {
+		c.entry, _ = s.cache.Set(c.key, c.msg)
+	}
+	s.flights.mu.Lock()
+	delete(s.flights.calls, c.name)
+	unread := c.unread
+	s.flights.mu.Unlock()
+	if unread && c.entry != nil {
+		c.entry.MarkUnread() // its first hit counts as the read
+	}
+	close(c.done)
 }
 
 // lookup asks for one FQDN (lower case), from the cache or upstream. force skips a fresh cache entry
 // (refreshes). A stale entry is kept as the fallback when the refresh fails (RFC 8767). With inline, a
-// new upstream call without a stale fallback is not started but returned in h.run, for the asker to run
-// on its own goroutine (one goroutine hand-off less on a cache miss).
+// new upstream call without a stale fallback is not started but left to the asker (h.run), to run on
+// its own goroutine (one goroutine hand-off less on a cache miss).
 func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force, inline bool) (h handle) {
 	return s.lookupFor(name, qtype, qclass, do, cd, force, inline, false)
 }
@@ -147,14 +169,12 @@ func (s *Server) lookupFor(name string, qtype, qclass uint16, do, cd, force, inl
 	if paired && !s.pairs.want() {
 		return handle{} // the gauge is asked only when a paired fetch would go upstream
 	}
-	fn := func(ctx context.Context) (*dns.Msg, error) {
-		return s.exchange(ctx, name, qtype, qclass, do, cd)
-	}
+	q := upstreamQuestion{name: name, qtype: qtype, qclass: qclass, do: do, cd: cd}
 	if inline && h.stale == nil {
-		h.call, h.run = s.join(key, fn, paired)
-		h.started = h.run != nil
+		h.call, h.started = s.join(key, q, nil, paired)
+		h.run = h.started
 	} else {
-		h.call, h.started = s.flightFor(key, fn, paired)
+		h.call, h.started = s.flightFor(key, q, nil, paired)
 	}
 	if h.started {
 		s.stats.cacheMisses.Add(1)
@@ -167,8 +187,8 @@ type handle struct {
 	call    *call        // nil when hit is set
 	hit     *cache.Entry // the fresh cache entry that answered, if one did
 	stale   *cache.Entry
-	started bool   // this lookup sent a query upstream
-	run     func() // with lookup's inline: the upstream call, for the asker to run
+	started bool // this lookup sent a query upstream
+	run     bool // with lookup's inline: the asker must run the call (s.run)
 }
 
 // wait returns the lookup's reply; usable reports whether it is an answer (NOERROR or NXDOMAIN) rather
@@ -204,7 +224,8 @@ func (s *Server) refresh(name string, qtype, qclass uint16, do, cd bool) {
 }
 
 // exchange asks the upstream for one FQDN.
-func (s *Server) exchange(ctx context.Context, name string, qtype, qclass uint16, do, cd bool) (*dns.Msg, error) {
+func (s *Server) exchange(ctx context.Context, q upstreamQuestion) (*dns.Msg, error) {
+	name, qtype, qclass, do, cd := q.name, q.qtype, q.qclass, q.do, q.cd
 	m := new(dns.Msg) // ID 0: the upstream client gives each attempt its own (SetQuestion's costs a syscall)
 	m.Question = []dns.Question{{Name: name, Qtype: qtype, Qclass: qclass}}
 	m.RecursionDesired = true

@@ -142,8 +142,9 @@ const maxIdleWorkers = 64
 func (s *Server) missWorker(u *udpSocket, m miss) {
 	defer s.loops.Done()
 	q := u.misses
+	buf := make([]byte, 0, 512)
 	for {
-		s.resolveUDP(u, m.from, m.pkt)
+		buf = s.resolveUDP(u, m.from, m.pkt, buf)
 		if q.idle.Add(1) > maxIdleWorkers {
 			q.idle.Add(-1)
 			return

@@ -23,8 +23,8 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 			// leaves first, in the same write if it can
 			s.lookupFor(name, other, q.qclass, q.do, q.cd, false, false, true)
 		}
-		if h.run != nil {
-			h.run()
+		if h.run {
+			s.run(h.call)
 		}
 	} else {
 		var ok bool

@@ -175,10 +175,13 @@ func (s *Server) serveUDP(u *udpSocket) {
 	}
 }
 
-func (s *Server) resolveUDP(u *udpSocket, from peer, pkt []byte) {
+// resolveUDP answers a miss, building the reply in buf (a worker's, reused: returned, maybe grown).
+func (s *Server) resolveUDP(u *udpSocket, from peer, pkt []byte, buf []byte) []byte {
 	defer s.handlers.Done()
 	q, rc := parseQuery(pkt)
-	s.sendUDP(u, s.answer(nil, &q, rc, udpLimit(&q)), &from)
+	reply := s.answer(buf[:0], &q, rc, udpLimit(&q))
+	s.sendUDP(u, reply, &from)
+	return reply[:0]
 }
 
 func (s *Server) sendUDP(u *udpSocket, reply []byte, to *peer) {

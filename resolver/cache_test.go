@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -230,6 +231,43 @@ func TestShutdownAnswersInFlight(t *testing.T) {
 		if r := <-got; r == nil || len(r.Answer) != 1 {
 			t.Errorf("reply %d got %v, want the answer", i, r)
 		}
+	}
+}
+
+// TestShutdownAnswersEveryMiss: a burst of UDP misses, more than the miss workers kept idle, all read
+// and waiting for a slow upstream when Shutdown starts, all get their answers.
+func TestShutdownAnswersEveryMiss(t *testing.T) {
+	h := newHarness(t)
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		time.Sleep(100 * time.Millisecond)
+		return nil, nil
+	})
+	const n = 3 * maxIdleWorkers
+	got := make(chan *dns.Msg, n)
+	for i := range n {
+		go func() {
+			c := &dns.Client{Net: "udp", Timeout: 3 * time.Second}
+			m := new(dns.Msg)
+			m.SetQuestion(fmt.Sprintf("gone%d.apps.svc.cluster.local.", i), dns.TypeA)
+			r, _, _ := c.Exchange(m, h.addr)
+			got <- r
+		}()
+	}
+	// Every query read (a client's miss, not a paired fetch) while the upstream still sleeps on them.
+	waitFor(t, func() bool { st := h.srv.Stats(); return st.CacheMisses-st.PairFetches == n })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	answered := 0
+	for range n {
+		if r := <-got; r != nil && r.Rcode == dns.RcodeNameError {
+			answered++
+		}
+	}
+	if answered != n {
+		t.Errorf("got %d NXDOMAIN answers for %d queries, want all", answered, n)
 	}
 }
 

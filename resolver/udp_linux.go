@@ -28,6 +28,7 @@ type udpSocket struct {
 	fd     int
 	local  netip.AddrPort
 	misses *missQueue
+	out    outbox
 }
 
 // udpReadTimeout bounds how long a reader blocks, so that it notices Shutdown even if the wake-up is
@@ -180,7 +181,7 @@ func (s *Server) resolveUDP(u *udpSocket, from peer, pkt []byte, buf []byte) []b
 	defer s.handlers.Done()
 	q, rc := parseQuery(pkt)
 	reply := s.answer(buf[:0], &q, rc, udpLimit(&q))
-	s.sendUDP(u, reply, &from)
+	s.sendMiss(u, reply, &from)
 	return reply[:0]
 }
 

@@ -55,6 +55,46 @@ func (s *settings) build(e *Entry, key []byte, m *dns.Msg, now time.Time) (built
 	return true, s.applyTTLs(e, rrs)
 }
 
+// buildWire fills e from a reply in wire form (no OPT, TSIG or SIG(0): a per-hop record is not plain)
+// stored at now. It returns built=false when the reply does not answer the key's question, or when it
+// is malformed or holds records other than plain ones (plainRR); otherwise as build. The reply is not
+// modified.
+func (s *settings) buildWire(e *Entry, key, wire []byte, now time.Time) (built bool, _ error) {
+	if len(key) <= keyName || len(wire) > maxMsgLen {
+		return false, fmt.Errorf("%w: a key of %d bytes, a reply of %d", ErrBadMessage, len(key), len(wire))
+	}
+	var stack [32]rrInfo
+	qnameLen, rrs, err := walk(wire, stack[:0])
+	if err != nil || qnameLen > maxNameLen {
+		return false, fmt.Errorf("%w: walking the reply: %v", ErrBadMessage, err)
+	}
+	q := wire[headerLen+qnameLen:]
+	if binary.BigEndian.Uint16(q) != binary.BigEndian.Uint16(key[keyType:]) ||
+		binary.BigEndian.Uint16(q[2:]) != binary.BigEndian.Uint16(key[keyClass:]) ||
+		!equalFoldASCII(key[keyName:], wire[headerLen:headerLen+qnameLen]) {
+		return false, ErrBadKey
+	}
+	if e, ok := nameEnd(wire, headerLen); !ok || e != headerLen+qnameLen {
+		return false, fmt.Errorf("%w: question name", ErrBadMessage)
+	}
+	for _, rr := range rrs {
+		if !plainRR(wire, rr) {
+			return false, ErrNotPlain
+		}
+	}
+	*e = Entry{msgLen: uint16(len(wire)), qnameLen: uint8(qnameLen), stored: now}
+	e.buf = slices.Grow([]byte(nil), len(wire)+2*len(rrs))[:len(wire)+2*len(rrs)]
+	copy(e.buf, wire)
+	// As packForCache: ID 0, AA clear, QR set.
+	e.buf[0], e.buf[1] = 0, 0
+	e.buf[offFlags1] = e.buf[offFlags1]&^bitAA | bitQR
+	for i, rr := range rrs {
+		binary.BigEndian.PutUint16(e.buf[len(wire)+2*i:], uint16(rr.ttlOff))
+	}
+	e.kind = classify(int(wire[offFlags2]&0x0F), binary.BigEndian.Uint16(q), rrs)
+	return true, s.applyTTLs(e, rrs)
+}
+
 // packForCache packs m without its per-hop records, with ID 0 and AA clear: a cached answer is not
 // authoritative (RFC 1035 §4.1.1), and the ID is the client's, patched on the way out.
 func packForCache(m *dns.Msg) ([]byte, error) {

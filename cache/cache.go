@@ -113,10 +113,22 @@ func (c *Cache) Set(key []byte, m *dns.Msg) (e *Entry, stored bool) {
 // ErrBadMessage (both with a nil Entry), ErrTruncated, ErrUncacheable, ErrNoSOA, ErrZeroTTL, ErrTooBig or
 // ErrKeepStale.
 func (c *Cache) Store(key []byte, m *dns.Msg) (*Entry, error) {
+	return c.store(key, func(e *Entry, now time.Time) (bool, error) { return c.cfg.build(e, key, m, now) })
+}
+
+// StoreWire is Store for a reply in wire form, as an upstream sent it (without its OPT record): it is
+// kept as it came, without a round trip through miekg/dns, when it holds only plain records (A, AAAA,
+// CNAME, NS, PTR, SOA). Otherwise it returns ErrNotPlain, or ErrBadKey or ErrBadMessage, with a nil
+// Entry, and the caller unpacks the reply and uses Store.
+func (c *Cache) StoreWire(key, wire []byte) (*Entry, error) {
+	return c.store(key, func(e *Entry, now time.Time) (bool, error) { return c.cfg.buildWire(e, key, wire, now) })
+}
+
+func (c *Cache) store(key []byte, build func(*Entry, time.Time) (bool, error)) (*Entry, error) {
 	s := c.shardFor(key)
 	now := c.cfg.now()
 	n := new(node)
-	built, err := c.cfg.build(&n.Entry, key, m, now)
+	built, err := build(&n.Entry, now)
 	switch {
 	case !built:
 		s.rejected.Add(1)

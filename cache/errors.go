@@ -10,6 +10,9 @@ var (
 	// ErrBadMessage: the reply cannot be stored in wire form (not one question, a nil record, does not
 	// pack, or packs into something miekg/dns cannot read back).
 	ErrBadMessage = errors.New("cache: reply cannot be encoded")
+	// ErrNotPlain: StoreWire takes only replies of a few plain record types (plainRR); Store takes
+	// the rest.
+	ErrNotPlain = errors.New("cache: reply holds records StoreWire does not take as they are")
 	// ErrTruncated: a TC reply is incomplete by definition and never cached (RFC 2181 §9).
 	ErrTruncated = errors.New("cache: truncated reply")
 	// ErrUncacheable: the RCODE is one the cache does not keep (REFUSED, FORMERR, NOTIMP...), or

@@ -40,6 +40,7 @@ var errMalformed = errors.New("malformed message")
 type rrInfo struct {
 	section uint8
 	rrtype  uint16
+	nameOff int // offset of the owner name
 	ttlOff  int // offset of the 32-bit TTL
 	rdOff   int // offset of RDATA
 	rdLen   int
@@ -61,6 +62,7 @@ func walk(msg []byte, rrs []rrInfo) (qnameLen int, _ []rrInfo, _ error) {
 	}
 	for section, countOff := range [...]int{offAN, offNS, offAR} {
 		for range binary.BigEndian.Uint16(msg[countOff:]) {
+			nameOff := off
 			if off, err = skipName(msg, off); err != nil {
 				return 0, rrs, err
 			}
@@ -69,6 +71,7 @@ func walk(msg []byte, rrs []rrInfo) (qnameLen int, _ []rrInfo, _ error) {
 			}
 			rr := rrInfo{
 				section: uint8(section),
+				nameOff: nameOff,
 				rrtype:  binary.BigEndian.Uint16(msg[off:]),
 				ttlOff:  off + 4,
 				rdOff:   off + rrFixedLen,
@@ -109,4 +112,76 @@ func skipName(msg []byte, off int) (int, error) {
 			return 0, errMalformed
 		}
 	}
+}
+
+// maxPointers bounds the compression pointers followed in one name, as miekg/dns does.
+const maxPointers = 126
+
+// nameEnd checks the name at off and returns the offset just past it in the message. The name must be
+// well formed: labels of at most 63 bytes, at most 255 bytes in all, and every compression pointer
+// pointing back before the one that led to it, so that no chain loops.
+func nameEnd(msg []byte, off int) (int, bool) {
+	end, limit, length := -1, off, 0
+	for hops := 0; ; {
+		if off >= len(msg) {
+			return 0, false
+		}
+		c := int(msg[off])
+		switch c & 0xC0 {
+		case 0x00:
+			length += 1 + c
+			if length > maxNameLen {
+				return 0, false
+			}
+			if c == 0 {
+				if end < 0 {
+					end = off + 1
+				}
+				return end, true
+			}
+			off += 1 + c
+		case 0xC0:
+			if off+2 > len(msg) {
+				return 0, false
+			}
+			if end < 0 {
+				end = off + 2
+			}
+			target := int(binary.BigEndian.Uint16(msg[off:]) & 0x3FFF)
+			if hops++; target >= limit || hops > maxPointers {
+				return 0, false
+			}
+			off, limit = target, target
+		default:
+			return 0, false
+		}
+	}
+}
+
+// plainRR reports whether the record at rr is one the cache stores as it came: an A or AAAA with a
+// whole address; a CNAME, NS or PTR whose RDATA is one name; an SOA with two names and its five
+// numbers; every name well formed (nameEnd). Other records go through miekg/dns (Store), which
+// checks them by unpacking.
+func plainRR(msg []byte, rr rrInfo) bool {
+	if _, ok := nameEnd(msg, rr.nameOff); !ok {
+		return false
+	}
+	end := rr.rdOff + rr.rdLen
+	switch rr.rrtype {
+	case 1: // A
+		return rr.rdLen == 4
+	case 28: // AAAA
+		return rr.rdLen == 16
+	case 5, 2, 12: // CNAME, NS, PTR
+		e, ok := nameEnd(msg[:end], rr.rdOff)
+		return ok && e == end
+	case 6: // SOA
+		e, ok := nameEnd(msg[:end], rr.rdOff)
+		if !ok {
+			return false
+		}
+		e, ok = nameEnd(msg[:end], e)
+		return ok && e+20 == end
+	}
+	return false
 }

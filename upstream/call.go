@@ -2,8 +2,10 @@ package upstream
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/miekg/dns"
@@ -87,9 +89,10 @@ func (cl *call) index(e *entry) int {
 
 // exchange runs one query: send, then wait for an answer, a lost
 // connection (re-send), the hedge time (ask again elsewhere), or the end.
-func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dns.Msg, error) {
+// With raw, the reply comes back in wire (answerWire) rather than as a message.
+func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time, raw bool) (*dns.Msg, []byte, error) {
 	if c.closed.Load() {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	// The ctx deadline is wall-clock time; the client works on its own
 	// clock (Config.Now), so carry over the time left, not the instant.
@@ -102,13 +105,13 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dn
 	wire, err := packQuery(m, *wb)
 	if err != nil {
 		c.qbufs.put(wb)
-		return nil, err
+		return nil, nil, err
 	}
 	cl := c.calls.Get().(*call)
 	cl.wire, cl.wireBuf = wire, wb
 	defer c.finish(cl)
 	if err := c.send(cl, kindFirst); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	timer := c.timer(c.nextWake(cl, start, deadline))
 	defer c.timers.Put(timer)
@@ -119,10 +122,15 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dn
 			cl.live--
 			cl.told[cl.index(ev.e)] = true
 			if ev.err == nil {
-				return c.answer(cl, ev, m, start)
+				if raw {
+					w, err := c.answerWire(cl, ev, m, start)
+					return nil, w, err
+				}
+				r, err := c.answer(cl, ev, m, start)
+				return r, nil, err
 			}
 			if err := c.retry(cl, ev); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case <-timer.C:
 			now := c.cfg.Now()
@@ -130,9 +138,9 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dn
 				c.timedOut(cl)
 				took := now.Sub(start).Round(time.Millisecond)
 				if ctxDeadline {
-					return nil, fmt.Errorf("%w after %v: %w", ErrTimeout, took, context.DeadlineExceeded)
+					return nil, nil, fmt.Errorf("%w after %v: %w", ErrTimeout, took, context.DeadlineExceeded)
 				}
-				return nil, fmt.Errorf("%w after %v", ErrTimeout, took)
+				return nil, nil, fmt.Errorf("%w after %v", ErrTimeout, took)
 			}
 			if cl.hedges < maxHedges && !now.Before(start.Add(time.Duration(cl.hedges+1)*c.cfg.HedgeAfter)) {
 				cl.hedges++
@@ -148,11 +156,11 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time) (*dn
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				c.timedOut(cl)
-				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+				return nil, nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 			}
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-c.stop:
-			return nil, ErrClosed
+			return nil, nil, ErrClosed
 		}
 	}
 }
@@ -296,6 +304,59 @@ func (c *Client) answer(cl *call, ev event, m *dns.Msg, start time.Time) (*dns.M
 			}
 		}
 	}
+	c.answered(cl, ev, start)
+	return r, nil
+}
+
+// answerWire returns a copy of the reply of ev as it came, with m's ID and without its OPT record
+// (per hop: RFC 6891 §6.1.1), after reading the OPT's edns-tcp-keepalive. A reply whose OPT cannot
+// simply be cut off the end (not the last record, or with an extended RCODE) is unpacked and packed
+// again without it.
+func (c *Client) answerWire(cl *call, ev event, m *dns.Msg, start time.Time) ([]byte, error) {
+	buf := *ev.buf
+	if len(buf) < headerLen {
+		c.rbufs.put(ev.buf)
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadReply, len(buf))
+	}
+	if binary.BigEndian.Uint16(buf[2:])&flagTC != 0 {
+		c.rbufs.put(ev.buf)
+		return nil, ErrTruncated
+	}
+	opt, ok := findOPT(buf)
+	if !ok || opt.start >= 0 && (opt.end != len(buf) || opt.ttl>>24 != 0) {
+		r, err := c.answer(cl, ev, m, start) // puts the buffer back
+		if err != nil {
+			return nil, err
+		}
+		r.Extra = slices.DeleteFunc(slices.Clone(r.Extra), func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
+		w, err := r.Pack()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
+		}
+		return w, nil
+	}
+	n := len(buf)
+	if opt.start >= 0 {
+		if t, found := keepaliveTimeout(buf[opt.rdata:opt.end]); found {
+			ev.e.cn.serverIdle(t)
+		}
+		n = opt.start
+	}
+	out := make([]byte, n)
+	copy(out, buf)
+	c.rbufs.put(ev.buf)
+	binary.BigEndian.PutUint16(out, m.Id)
+	if opt.start >= 0 {
+		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])-1)
+	}
+	c.answered(cl, ev, start)
+	return out, nil
+}
+
+// answered does the bookkeeping of an answered call: latency, health, hedge wins, the servers it
+// outran.
+func (c *Client) answered(cl *call, ev event, start time.Time) {
+	cn := ev.e.cn
 	cn.p.observe(c.cfg.Now().Sub(start))
 	cn.p.success()
 	for i := range cl.n {
@@ -304,7 +365,6 @@ func (c *Client) answer(cl *call, ev event, m *dns.Msg, start time.Time) (*dns.M
 		}
 	}
 	c.outrun(cl, cn.p)
-	return r, nil
 }
 
 // outrun counts a failure against each other server that left an attempt

@@ -91,16 +91,35 @@ func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	c.stats.inFlight.Add(1)
 	defer c.stats.inFlight.Add(-1)
 	start := c.cfg.Now()
-	r, err := c.exchange(ctx, m, start)
-	c.count(r, err, start)
+	r, _, err := c.exchange(ctx, m, start, false)
+	c.count(r != nil && r.Rcode == dns.RcodeServerFailure, err, start)
 	if err != nil {
-		name := "?"
-		if m != nil && len(m.Question) > 0 {
-			name = m.Question[0].Name
-		}
-		return nil, &queryError{name: name, err: err}
+		return nil, queryErr(m, err)
 	}
 	return r, nil
+}
+
+// ExchangeWire is Exchange returning the reply in wire form, without the OPT record (which is per
+// hop): for a caller that keeps replies in wire form, a reply that needs no unpacking.
+func (c *Client) ExchangeWire(ctx context.Context, m *dns.Msg) ([]byte, error) {
+	c.stats.queries.Add(1)
+	c.stats.inFlight.Add(1)
+	defer c.stats.inFlight.Add(-1)
+	start := c.cfg.Now()
+	_, w, err := c.exchange(ctx, m, start, true)
+	c.count(err == nil && len(w) >= headerLen && int(w[3]&rcodeMask) == dns.RcodeServerFailure, err, start)
+	if err != nil {
+		return nil, queryErr(m, err)
+	}
+	return w, nil
+}
+
+func queryErr(m *dns.Msg, err error) error {
+	name := "?"
+	if m != nil && len(m.Question) > 0 {
+		name = m.Question[0].Name
+	}
+	return &queryError{name: name, err: err}
 }
 
 // queryError names the query an error is about without formatting on the
@@ -113,11 +132,11 @@ type queryError struct {
 func (e *queryError) Error() string { return "exchange " + e.name + ": " + e.err.Error() }
 func (e *queryError) Unwrap() error { return e.err }
 
-func (c *Client) count(r *dns.Msg, err error, start time.Time) {
+func (c *Client) count(servfail bool, err error, start time.Time) {
 	k := &c.stats
 	if err == nil {
 		k.answers.Add(1)
-		if r.Rcode == dns.RcodeServerFailure {
+		if servfail {
 			k.servfail.Add(1)
 		}
 		k.observe(c.cfg.Now().Sub(start))

@@ -443,3 +443,58 @@ func TestIDs(t *testing.T) {
 		t.Errorf("got %d sequential IDs of %d, want unpredictable IDs", sequential, maxInFlightLimit)
 	}
 }
+
+// TestExchangeWire: the reply comes back as the server sent it, with the query's ID and without its
+// OPT record; the OPT's edns-tcp-keepalive still applies. An OPT that is not the last record, or a
+// truncated reply, are handled as Exchange handles them.
+func TestExchangeWire(t *testing.T) {
+	optFirst := func(q *dns.Msg) *dns.Msg {
+		r := answerFor(q, &script{})
+		r.SetEdns0(1232, false)
+		glue := &dns.A{Hdr: dns.RR_Header{Name: "ns.example.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30}, A: net.IPv4(192, 0, 2, 53).To4()}
+		r.Extra = append(r.Extra, glue) // after the OPT
+		return r
+	}
+	for _, tc := range []struct {
+		name  string
+		s     script
+		extra int // records in the additional section, OPT removed
+	}{
+		{"keepalive", script{keepalive: 5}, 0},
+		{"OPT not last", script{answer: optFirst}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := startFake(t, tc.s)
+			c := newTestClient(t, Config{Servers: []string{fs.addr}, ConnsPerServer: 1})
+			q := new(dns.Msg)
+			q.SetQuestion("www.example.com.", dns.TypeA)
+			w, err := c.ExchangeWire(context.Background(), q)
+			if err != nil {
+				t.Fatalf("ExchangeWire: %v", err)
+			}
+			r := new(dns.Msg)
+			if err := r.Unpack(w); err != nil {
+				t.Fatalf("reply does not unpack: %v", err)
+			}
+			if r.Id != q.Id || r.IsEdns0() != nil || len(r.Extra) != tc.extra || len(r.Answer) != 1 ||
+				r.Answer[0].(*dns.A).A.String() != ipFor(q.Question[0].Name).String() {
+				t.Errorf("got %v, want ID %d, the A, %d additional records and no OPT", r, q.Id, tc.extra)
+			}
+			if tc.s.keepalive > 0 {
+				time.Sleep(450 * time.Millisecond) // TIMEOUT 500 ms: the client closes at 375 ms
+				if got := fs.clientEOF.Load(); got < 1 {
+					t.Errorf("got %d connections closed by the client, want ≥ 1 (keepalive ignored)", got)
+				}
+			}
+		})
+	}
+	t.Run("truncated", func(t *testing.T) {
+		fs := startFake(t, script{truncate: true})
+		c := newTestClient(t, Config{Servers: []string{fs.addr}, ConnsPerServer: 1})
+		q := new(dns.Msg)
+		q.SetQuestion("www.example.com.", dns.TypeA)
+		if _, err := c.ExchangeWire(context.Background(), q); !errors.Is(err, ErrTruncated) {
+			t.Errorf("got %v, want ErrTruncated", err)
+		}
+	})
+}

@@ -12,6 +12,7 @@ import (
 const (
 	headerLen  = 12
 	flagQR     = 1 << 15
+	flagTC     = 1 << 9
 	opcodeMask = 0xF << 11
 	rcodeMask  = 0xF
 )
@@ -199,4 +200,86 @@ func (bp *bufPool) put(b *[]byte) {
 		return
 	}
 	bp.p.Put(b)
+}
+
+// optRR locates the OPT record of a reply; start is -1 when it has none.
+type optRR struct {
+	start, rdata, end int    // offsets of the record, its RDATA and the end of its RDATA
+	ttl               uint32 // extended RCODE, version, flags (RFC 6891 §6.1.3)
+}
+
+// findOPT walks a reply to find its OPT record. ok is false when the reply is malformed, or has more
+// than one OPT.
+func findOPT(msg []byte) (opt optRR, ok bool) {
+	opt.start = -1
+	if len(msg) < headerLen {
+		return opt, false
+	}
+	off := headerLen
+	for range binary.BigEndian.Uint16(msg[4:]) {
+		if off, ok = skipName(msg, off); !ok || off+4 > len(msg) {
+			return opt, false
+		}
+		off += 4
+	}
+	an, ns, ar := binary.BigEndian.Uint16(msg[6:]), binary.BigEndian.Uint16(msg[8:]), binary.BigEndian.Uint16(msg[10:])
+	for i := range int(an) + int(ns) + int(ar) {
+		start := off
+		if off, ok = skipName(msg, off); !ok || off+10 > len(msg) {
+			return opt, false
+		}
+		rrtype := binary.BigEndian.Uint16(msg[off:])
+		ttl := binary.BigEndian.Uint32(msg[off+4:])
+		rdata := off + 10
+		end := rdata + int(binary.BigEndian.Uint16(msg[off+8:]))
+		if end > len(msg) {
+			return opt, false
+		}
+		if rrtype == dns.TypeOPT {
+			if opt.start >= 0 || i < int(an)+int(ns) {
+				return opt, false
+			}
+			opt = optRR{start: start, rdata: rdata, end: end, ttl: ttl}
+		}
+		off = end
+	}
+	return opt, off == len(msg)
+}
+
+// skipName returns the offset past the name at off (up to its first compression pointer).
+func skipName(msg []byte, off int) (int, bool) {
+	for {
+		if off >= len(msg) {
+			return 0, false
+		}
+		switch l := int(msg[off]); {
+		case l == 0:
+			return off + 1, true
+		case l&0xC0 == 0xC0:
+			return off + 2, off+2 <= len(msg)
+		case l > 63:
+			return 0, false
+		default:
+			off += 1 + l
+		}
+	}
+}
+
+// keepaliveTimeout reads the edns-tcp-keepalive option (RFC 7828) from an OPT's RDATA: its TIMEOUT, 0
+// when the option has none.
+func keepaliveTimeout(rdata []byte) (timeout uint16, found bool) {
+	for len(rdata) >= 4 {
+		code, n := binary.BigEndian.Uint16(rdata), int(binary.BigEndian.Uint16(rdata[2:]))
+		if 4+n > len(rdata) {
+			return 0, false
+		}
+		if code == dns.EDNS0TCPKEEPALIVE {
+			if n >= 2 {
+				return binary.BigEndian.Uint16(rdata[4:]), true
+			}
+			return 0, true
+		}
+		rdata = rdata[4+n:]
+	}
+	return 0, false
 }

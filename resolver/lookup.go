@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -53,14 +54,31 @@ func doneCall(m *dns.Msg, err error) *call {
 	return c
 }
 
-// wait returns the call's reply, or ctx's error if ctx ends first.
-func (c *call) wait(ctx context.Context) (*dns.Msg, error) {
+// waitDone waits for the call to finish; it returns ctx's error if ctx ends first.
+func (c *call) waitDone(ctx context.Context) error {
 	select {
 	case <-c.done:
-		return c.msg, c.err
+		return nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
+}
+
+// wait returns the call's reply, or ctx's error if ctx ends first. A reply kept only as its cache
+// entry (stored as it came from upstream) is unpacked from the entry, with TTLs as of now.
+func (c *call) wait(ctx context.Context, now func() time.Time) (*dns.Msg, error) {
+	if err := c.waitDone(ctx); err != nil {
+		return nil, err
+	}
+	if c.err == nil && c.msg == nil && c.entry != nil {
+		return c.entry.Msg(now())
+	}
+	return c.msg, c.err
+}
+
+// answeredEntry: the entry holds an answer (NOERROR or NXDOMAIN), as answered says of a message.
+func answeredEntry(e *cache.Entry) bool {
+	return e.Rcode() == dns.RcodeSuccess || e.Rcode() == dns.RcodeNameError
 }
 
 // flight returns the call in flight for key, starting fn (a search walk) as a new one when there is
@@ -118,12 +136,15 @@ func (s *Server) join(key []byte, q upstreamQuestion, fn func(ctx context.Contex
 // run runs a call join registered, stores its answer and wakes its waiters. Its work bounds its own
 // time: the Exchanger's timeout, or the walk's deadline (walkFunc).
 func (s *Server) run(c *call) {
-	if c.fn != nil {
+	switch {
+	case c.fn != nil:
 		c.msg, c.err = c.fn(s.bg)
-	} else {
+	case s.wup != nil:
+		s.exchangeWire(c)
+	default:
 		c.msg, c.err = s.exchange(s.bg, c.q)
 	}
-	if c.err == nil {
+	if c.err == nil && c.entry == nil {
 		c.entry, _ = s.cache.Set(c.key, c.msg)
 	}
 	s.flights.mu.Lock()
@@ -198,7 +219,7 @@ func (h handle) wait(ctx context.Context, s *Server) (m *dns.Msg, usable bool) {
 		m, err := h.hit.Msg(s.now())
 		return m, err == nil && answered(m)
 	}
-	m, err := h.call.wait(ctx)
+	m, err := h.call.wait(ctx, s.now)
 	if err == nil && answered(m) {
 		return m, true
 	}
@@ -223,16 +244,51 @@ func (s *Server) refresh(name string, qtype, qclass uint16, do, cd bool) {
 	s.lookup(name, qtype, qclass, do, cd, true, false)
 }
 
-// exchange asks the upstream for one FQDN.
-func (s *Server) exchange(ctx context.Context, q upstreamQuestion) (*dns.Msg, error) {
-	name, qtype, qclass, do, cd := q.name, q.qtype, q.qclass, q.do, q.cd
+// exchangeWire asks the upstream for c's question and keeps the reply as it came when the cache takes
+// it so (cache.StoreWire): c.entry, and no message, which waiters that need one unpack from the entry.
+// Otherwise the reply is unpacked into c.msg, for run to store.
+func (s *Server) exchangeWire(c *call) {
+	s.stats.upstreamQueries.Add(1)
+	wire, err := s.wup.ExchangeWire(s.bg, upstreamQuery(c.q))
+	if err != nil {
+		s.stats.upstreamErrors.Add(1)
+		c.err = fmt.Errorf("asking upstream for %s %s: %w", c.q.name, dns.TypeToString[c.q.qtype], err)
+		return
+	}
+	if len(wire) > 2 && wire[2]&0x02 != 0 { // TC
+		s.stats.upstreamErrors.Add(1)
+		c.err = fmt.Errorf("asking upstream for %s %s: %w", c.q.name, dns.TypeToString[c.q.qtype], errTruncated)
+		return
+	}
+	if e, _ := s.cache.StoreWire(c.key, wire); e != nil {
+		c.entry = e // stored, or built but not kept (no SOA, TTL 0...): it still answers these askers
+		return
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(wire); err != nil {
+		s.stats.upstreamErrors.Add(1)
+		c.err = fmt.Errorf("asking upstream for %s %s: %w", c.q.name, dns.TypeToString[c.q.qtype], err)
+		return
+	}
+	c.msg = m
+}
+
+// upstreamQuery is the query exchange sends for q.
+func upstreamQuery(q upstreamQuestion) *dns.Msg {
 	m := new(dns.Msg) // ID 0: the upstream client gives each attempt its own (SetQuestion's costs a syscall)
-	m.Question = []dns.Question{{Name: name, Qtype: qtype, Qclass: qclass}}
+	m.Question = []dns.Question{{Name: q.name, Qtype: q.qtype, Qclass: q.qclass}}
 	m.RecursionDesired = true
-	m.CheckingDisabled = cd
-	if do {
+	m.CheckingDisabled = q.cd
+	if q.do {
 		m.SetEdns0(ednsUDPSize, true)
 	}
+	return m
+}
+
+// exchange asks the upstream for one FQDN.
+func (s *Server) exchange(ctx context.Context, q upstreamQuestion) (*dns.Msg, error) {
+	name, qtype := q.name, q.qtype
+	m := upstreamQuery(q)
 	s.stats.upstreamQueries.Add(1)
 	r, err := s.up.Exchange(ctx, m)
 	if err != nil {

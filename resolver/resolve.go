@@ -43,14 +43,15 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 		wctx, cancel = context.WithTimeout(ctx, s.cfg.StaleWait)
 		defer cancel()
 	}
-	m, err := h.call.wait(wctx)
-	switch {
-	case err == nil && (answered(m) || h.stale == nil):
-		if e := h.call.entry; e != nil {
+	if c := h.call; c.waitDone(wctx) == nil && c.err == nil {
+		if e := c.entry; e != nil && (answeredEntry(e) || h.stale == nil) {
 			return result{entry: e}
 		}
-		return result{msg: m}
-	case h.stale != nil:
+		if c.entry == nil && (answered(c.msg) || h.stale == nil) {
+			return result{msg: c.msg}
+		}
+	}
+	if h.stale != nil {
 		s.stats.staleServed.Add(1)
 		return result{entry: h.stale}
 	}

@@ -23,6 +23,12 @@ type Exchanger interface {
 	Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
 }
 
+// wireExchanger is an Exchanger that can also return a reply as it came, without its OPT record
+// (upstream.Client's ExchangeWire): such a reply is cached without a round trip through miekg/dns.
+type wireExchanger interface {
+	ExchangeWire(ctx context.Context, m *dns.Msg) ([]byte, error)
+}
+
 // Config configures a Server. Zero values mean the documented defaults, except Ndots, which is taken
 // as it is (ndots:0 is a valid resolv.conf setting).
 type Config struct {
@@ -81,6 +87,7 @@ type Server struct {
 	cfg    Config
 	log    zerolog.Logger
 	up     Exchanger
+	wup    wireExchanger // up, when it can return replies in wire form
 	cache  *cache.Cache
 	search searcher
 	now    func() time.Time
@@ -151,6 +158,7 @@ func New(cfg Config, up Exchanger, c *cache.Cache, log zerolog.Logger) (*Server,
 		tcpConns: make(map[net.Conn]struct{}),
 	}
 	s.flights.calls = make(map[string]*call)
+	s.wup, _ = up.(wireExchanger)
 	return s, nil
 }
 

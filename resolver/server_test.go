@@ -17,21 +17,31 @@ import (
 )
 
 // TestClusterFirstAnswers: for every name, the reply through podns carries the records glibc would get
-// under ClusterFirst (resolvertest.ClusterFirst), behind a CNAME from the question to the FQDN found.
+// under ClusterFirst (resolvertest.ClusterFirst), behind a CNAME from the question to the FQDN found:
+// with upstream replies kept as they came (wire) and through miekg/dns messages (msg).
 func TestClusterFirstAnswers(t *testing.T) {
-	h := newHarness(t)
-	for _, network := range []string{"tcp", "udp"} {
-		for _, tc := range resolvertest.Cases {
-			t.Run(network+"/"+tc.Name+"/"+dns.TypeToString[tc.Qtype], func(t *testing.T) {
-				m := new(dns.Msg)
-				m.SetQuestion(dns.Fqdn(tc.Name), tc.Qtype)
-				if network == "udp" {
-					m.SetEdns0(65000, false) // room for the 60 records: truncation has its own test
-				}
-				got := h.exchange(t, network, m)
-				checkClusterFirst(t, h, tc.Name, tc.Qtype, got)
-			})
+	for _, mode := range []string{"wire", "msg"} {
+		h := newHarness(t)
+		if mode == "msg" {
+			h.srv.wup = nil
 		}
+		for _, network := range []string{"tcp", "udp"} {
+			testClusterFirstAnswers(t, h, mode+"/"+network, network)
+		}
+	}
+}
+
+func testClusterFirstAnswers(t *testing.T, h *harness, prefix, network string) {
+	for _, tc := range resolvertest.Cases {
+		t.Run(prefix+"/"+tc.Name+"/"+dns.TypeToString[tc.Qtype], func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion(dns.Fqdn(tc.Name), tc.Qtype)
+			if network == "udp" {
+				m.SetEdns0(65000, false) // room for the 60 records: truncation has its own test
+			}
+			got := h.exchange(t, network, m)
+			checkClusterFirst(t, h, tc.Name, tc.Qtype, got)
+		})
 	}
 }
 

@@ -129,6 +129,25 @@ func (e *Exchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) 
 	return e.Zones.Answer(q), nil
 }
 
+// ExchangeWire implements the resolver's optional wire-form exchange as upstream.Client does: the
+// reply packed, without its OPT record. The resolver uses it for every lookup it sends upstream.
+func (e *Exchanger) ExchangeWire(ctx context.Context, q *dns.Msg) ([]byte, error) {
+	r, err := e.Exchange(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	cp := *r
+	cp.Id = q.Id
+	cp.Extra = nil
+	for _, rr := range r.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			cp.Extra = append(cp.Extra, rr)
+		}
+	}
+	cp.Compress = true
+	return cp.Pack()
+}
+
 // Asked returns how many times name (any case) and type were asked.
 func (e *Exchanger) Asked(name string, qtype uint16) int {
 	e.mu.Lock()

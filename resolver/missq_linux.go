@@ -97,8 +97,8 @@ func (q *missQueue) take(batch []miss) (_ []miss, closed bool) {
 	return batch, q.closed
 }
 
-// dispatch starts a goroutine for every miss of u's readers until they stop. The eventfd closes with
-// the socket.
+// dispatch hands every miss of u's readers to a worker (an idle one, else a new one) until they stop.
+// The eventfd closes with the socket.
 func (s *Server) dispatch(u *udpSocket) {
 	defer s.loops.Done()
 	q := u.misses

@@ -28,11 +28,11 @@ type outMsg struct {
 	off, len int
 }
 
-// mmsghdr is struct mmsghdr (sendmmsg(2)), which x/sys/unix does not define.
+// mmsghdr is struct mmsghdr (sendmmsg(2)), which x/sys/unix does not define. Go pads it as C does:
+// to 64 bytes on 64-bit Linux, 32 on 32-bit.
 type mmsghdr struct {
 	hdr unix.Msghdr
 	len uint32
-	_   [4]byte
 }
 
 // maxBatch bounds one sendmmsg (the kernel's UIO_MAXIOV is 1024).
@@ -43,6 +43,9 @@ const maxBatch = 64
 // yield returns at once. Every reply is sent before the worker that sends it is done (Shutdown waits
 // for it), and the later replies of a burst were queued before that worker took the batch.
 func (s *Server) sendMiss(u *udpSocket, reply []byte, to *peer) {
+	if len(reply) == 0 {
+		return
+	}
 	o := &u.out
 	o.mu.Lock()
 	first := len(o.msgs) == 0

@@ -43,16 +43,36 @@ func (s *settings) build(e *Entry, key []byte, m *dns.Msg, now time.Time) (built
 	if !equalFoldASCII(key[keyName:], wire[headerLen:headerLen+qnameLen]) {
 		return false, ErrBadKey
 	}
+	// miekg/dns packs some records it cannot read back: an SOA unpacked with empty RDATA packs its empty
+	// names as nothing and its numbers as zeros; an NSEC3 with truncated RDATA is unpacked leniently and
+	// packed with a salt length but no salt (both found by FuzzSetAppendReply). An entry is served many
+	// times, so a packed reply that is not all plain records (plainRR, which reads the packed bytes) is
+	// worth one unpack (about 0.5 µs, on the miss path only) to never serve one a client cannot parse.
+	if !allPlain(wire, rrs) {
+		var check dns.Msg
+		if err := check.Unpack(wire); err != nil {
+			return false, fmt.Errorf("%w: packed reply does not unpack: %w", ErrBadMessage, err)
+		}
+	}
+	return true, s.fill(e, wire, qnameLen, rrs, m.Rcode, q.Qtype, now)
+}
+
+// fill makes e the entry of a packed reply walked into rrs, stored at now: its bytes with ID 0, AA
+// clear and QR set (a cached answer is not authoritative, RFC 1035 §4.1.1; the ID is the client's,
+// patched on the way out), each RR's TTL offset after them, its kind, and its TTLs by the rules.
+func (s *settings) fill(e *Entry, wire []byte, qnameLen int, rrs []rrInfo, rcode int, qtype uint16, now time.Time) error {
 	*e = Entry{msgLen: uint16(len(wire)), qnameLen: uint8(qnameLen), stored: now}
 	// slices.Grow rounds the capacity up to the allocator's size class, so cap(e.buf) is what the buffer
 	// really costs, and the byte bound counts it.
 	e.buf = slices.Grow([]byte(nil), len(wire)+2*len(rrs))[:len(wire)+2*len(rrs)]
 	copy(e.buf, wire)
+	e.buf[0], e.buf[1] = 0, 0
+	e.buf[offFlags1] = e.buf[offFlags1]&^bitAA | bitQR
 	for i, rr := range rrs {
 		binary.BigEndian.PutUint16(e.buf[len(wire)+2*i:], uint16(rr.ttlOff))
 	}
-	e.kind = classify(m.Rcode, q.Qtype, rrs)
-	return true, s.applyTTLs(e, rrs)
+	e.kind = classify(rcode, qtype, rrs)
+	return s.applyTTLs(e, rrs)
 }
 
 // buildWire fills e from a reply in wire form (no OPT, TSIG or SIG(0): a per-hop record is not plain)
@@ -74,29 +94,16 @@ func (s *settings) buildWire(e *Entry, key, wire []byte, now time.Time) (built b
 		!equalFoldASCII(key[keyName:], wire[headerLen:headerLen+qnameLen]) {
 		return false, ErrBadKey
 	}
-	if e, ok := nameEnd(wire, headerLen); !ok || e != headerLen+qnameLen {
+	if end, ok := nameEnd(wire, headerLen); !ok || end != headerLen+qnameLen {
 		return false, fmt.Errorf("%w: question name", ErrBadMessage)
 	}
-	for _, rr := range rrs {
-		if !plainRR(wire, rr) {
-			return false, ErrNotPlain
-		}
+	if !allPlain(wire, rrs) {
+		return false, ErrNotPlain
 	}
-	*e = Entry{msgLen: uint16(len(wire)), qnameLen: uint8(qnameLen), stored: now}
-	e.buf = slices.Grow([]byte(nil), len(wire)+2*len(rrs))[:len(wire)+2*len(rrs)]
-	copy(e.buf, wire)
-	// As packForCache: ID 0, AA clear, QR set.
-	e.buf[0], e.buf[1] = 0, 0
-	e.buf[offFlags1] = e.buf[offFlags1]&^bitAA | bitQR
-	for i, rr := range rrs {
-		binary.BigEndian.PutUint16(e.buf[len(wire)+2*i:], uint16(rr.ttlOff))
-	}
-	e.kind = classify(int(wire[offFlags2]&0x0F), binary.BigEndian.Uint16(q), rrs)
-	return true, s.applyTTLs(e, rrs)
+	return true, s.fill(e, wire, qnameLen, rrs, int(wire[offFlags2]&0x0F), binary.BigEndian.Uint16(q), now)
 }
 
-// packForCache packs m without its per-hop records, with ID 0 and AA clear: a cached answer is not
-// authoritative (RFC 1035 §4.1.1), and the ID is the client's, patched on the way out.
+// packForCache packs m without its per-hop records, with ID 0 and AA clear (as fill makes them).
 func packForCache(m *dns.Msg) ([]byte, error) {
 	if hasNilRecord(m) {
 		return nil, fmt.Errorf("%w: nil record", ErrBadMessage)
@@ -122,50 +129,7 @@ func packForCache(m *dns.Msg) ([]byte, error) {
 	if len(wire) > maxMsgLen {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadMessage, len(wire))
 	}
-	// miekg/dns packs some records it cannot read back: an SOA unpacked with empty RDATA packs its empty
-	// names as nothing and its numbers as zeros; an NSEC3 with truncated RDATA is unpacked leniently and
-	// packed with a salt length but no salt (both found by FuzzSetAppendReply). An entry is served many
-	// times, so it is worth one unpack (about 0.5 µs, on the miss path only) to never serve a reply a
-	// client cannot parse.
-	// The records of almost every reply are of a few plain types whose packing is known to read
-	// back; the check is for the rest.
-	if !plainRecords(&cp) {
-		var check dns.Msg
-		if err := check.Unpack(wire); err != nil {
-			return nil, fmt.Errorf("%w: packed reply does not unpack: %w", ErrBadMessage, err)
-		}
-	}
 	return wire, nil
-}
-
-// plainRecords reports whether every record of m is one whose packed form miekg/dns always reads
-// back: an A or AAAA with a whole address, a CNAME, PTR or NS with a target, an SOA with both names.
-// Their RDATA is fixed fields and names, which pack only from well-formed values; an empty name
-// (from RDATA missing on the wire) or a short address is what packs into something unreadable.
-func plainRecords(m *dns.Msg) bool {
-	for _, sec := range [...][]dns.RR{m.Answer, m.Ns, m.Extra} {
-		for _, rr := range sec {
-			ok := false
-			switch rr := rr.(type) {
-			case *dns.A:
-				ok = len(rr.A) == 4 || len(rr.A) == 16 && rr.A.To4() != nil
-			case *dns.AAAA:
-				ok = len(rr.AAAA) == 16
-			case *dns.CNAME:
-				ok = rr.Target != ""
-			case *dns.PTR:
-				ok = rr.Ptr != ""
-			case *dns.NS:
-				ok = rr.Ns != ""
-			case *dns.SOA:
-				ok = rr.Ns != "" && rr.Mbox != ""
-			}
-			if !ok {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // hasNilRecord reports whether m holds a nil record, which miekg/dns cannot pack (and panics on in

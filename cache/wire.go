@@ -3,6 +3,8 @@ package cache
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/miekg/dns"
 )
 
 // Offsets in a DNS message header (RFC 1035 §4.1.1).
@@ -158,24 +160,34 @@ func nameEnd(msg []byte, off int) (int, bool) {
 	}
 }
 
+// allPlain reports whether every record of msg is plain (plainRR).
+func allPlain(msg []byte, rrs []rrInfo) bool {
+	for _, rr := range rrs {
+		if !plainRR(msg, rr) {
+			return false
+		}
+	}
+	return true
+}
+
 // plainRR reports whether the record at rr is one the cache stores as it came: an A or AAAA with a
 // whole address; a CNAME, NS or PTR whose RDATA is one name; an SOA with two names and its five
-// numbers; every name well formed (nameEnd). Other records go through miekg/dns (Store), which
-// checks them by unpacking.
+// numbers; every name well formed (nameEnd). Their bytes are known to read back in any client; other
+// records are checked by unpacking (build) or refused (buildWire).
 func plainRR(msg []byte, rr rrInfo) bool {
 	if _, ok := nameEnd(msg, rr.nameOff); !ok {
 		return false
 	}
 	end := rr.rdOff + rr.rdLen
 	switch rr.rrtype {
-	case 1: // A
+	case dns.TypeA:
 		return rr.rdLen == 4
-	case 28: // AAAA
+	case dns.TypeAAAA:
 		return rr.rdLen == 16
-	case 5, 2, 12: // CNAME, NS, PTR
+	case dns.TypeCNAME, dns.TypeNS, dns.TypePTR:
 		e, ok := nameEnd(msg[:end], rr.rdOff)
 		return ok && e == end
-	case 6: // SOA
+	case dns.TypeSOA:
 		e, ok := nameEnd(msg[:end], rr.rdOff)
 		if !ok {
 			return false

@@ -79,7 +79,8 @@ func (s *Server) answer(dst []byte, q *query, rc int, limit int) []byte {
 		return s.errorReply(dst, q, dns.RcodeServerFailure)
 	}
 	defer s.release()
-	// No deadline of its own: the client waits for a flight, which runs under Timeout (join).
+	// No deadline of its own: the client waits for a flight, which ends within the Exchanger's
+	// timeout, or a search walk's (walkFunc).
 	res := s.resolve(s.bg, q)
 	if res.entry == nil && res.msg == nil {
 		return s.errorReply(dst, q, dns.RcodeServerFailure)

@@ -250,27 +250,28 @@ func (s *Server) refresh(name string, qtype, qclass uint16, do, cd bool) {
 func (s *Server) exchangeWire(c *call) {
 	s.stats.upstreamQueries.Add(1)
 	wire, err := s.wup.ExchangeWire(s.bg, upstreamQuery(c.q))
-	if err != nil {
-		s.stats.upstreamErrors.Add(1)
-		c.err = fmt.Errorf("asking upstream for %s %s: %w", c.q.name, dns.TypeToString[c.q.qtype], err)
-		return
+	switch {
+	case err != nil:
+	case len(wire) > 2 && wire[2]&0x02 != 0: // TC
+		err = errTruncated
+	default:
+		if e, _ := s.cache.StoreWire(c.key, wire); e != nil {
+			c.entry = e // stored, or built but not kept (no SOA, TTL 0...): it still answers these askers
+			return
+		}
+		m := new(dns.Msg)
+		if err = m.Unpack(wire); err == nil {
+			c.msg = m
+			return
+		}
 	}
-	if len(wire) > 2 && wire[2]&0x02 != 0 { // TC
-		s.stats.upstreamErrors.Add(1)
-		c.err = fmt.Errorf("asking upstream for %s %s: %w", c.q.name, dns.TypeToString[c.q.qtype], errTruncated)
-		return
-	}
-	if e, _ := s.cache.StoreWire(c.key, wire); e != nil {
-		c.entry = e // stored, or built but not kept (no SOA, TTL 0...): it still answers these askers
-		return
-	}
-	m := new(dns.Msg)
-	if err := m.Unpack(wire); err != nil {
-		s.stats.upstreamErrors.Add(1)
-		c.err = fmt.Errorf("asking upstream for %s %s: %w", c.q.name, dns.TypeToString[c.q.qtype], err)
-		return
-	}
-	c.msg = m
+	c.err = s.upstreamErr(c.q, err)
+}
+
+// upstreamErr counts and wraps a failed upstream lookup of q.
+func (s *Server) upstreamErr(q upstreamQuestion, err error) error {
+	s.stats.upstreamErrors.Add(1)
+	return fmt.Errorf("asking upstream for %s %s: %w", q.name, dns.TypeToString[q.qtype], err)
 }
 
 // upstreamQuery is the query exchange sends for q.
@@ -287,17 +288,13 @@ func upstreamQuery(q upstreamQuestion) *dns.Msg {
 
 // exchange asks the upstream for one FQDN.
 func (s *Server) exchange(ctx context.Context, q upstreamQuestion) (*dns.Msg, error) {
-	name, qtype := q.name, q.qtype
-	m := upstreamQuery(q)
 	s.stats.upstreamQueries.Add(1)
-	r, err := s.up.Exchange(ctx, m)
+	r, err := s.up.Exchange(ctx, upstreamQuery(q))
 	if err != nil {
-		s.stats.upstreamErrors.Add(1)
-		return nil, fmt.Errorf("asking upstream for %s %s: %w", name, dns.TypeToString[qtype], err)
+		return nil, s.upstreamErr(q, err)
 	}
 	if r.Truncated {
-		s.stats.upstreamErrors.Add(1)
-		return nil, fmt.Errorf("asking upstream for %s %s: %w", name, dns.TypeToString[qtype], errTruncated)
+		return nil, s.upstreamErr(q, errTruncated)
 	}
 	// The OPT record is per hop (RFC 6891 §6.1.1): it never reaches a client or the cache.
 	extra := r.Extra[:0:0]

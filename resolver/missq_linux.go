@@ -14,7 +14,7 @@ import (
 )
 
 // missQueue carries a socket's cache misses from its reader threads to a dispatcher goroutine, which
-// starts each one's goroutine. A reader holds its P while it blocks in recvfrom, so a goroutine it
+// hands each to a worker goroutine. A reader holds its P while it blocks in recvfrom, so a goroutine it
 // started itself would sit in that P's run queue slot reserved for the next goroutine, where another
 // P may only take it after a 3 µs sleep: with an idle thread woken to do it, that was two context
 // switches and a sleep per miss. The dispatcher instead sleeps in Go's network poller on an eventfd:

@@ -87,31 +87,31 @@ func (c *Client) nowNS() int64 { return int64(c.cfg.Now().Sub(c.epoch)) }
 // ErrConnLost, ErrBadReply, ErrTruncated, ErrBadQuery, ErrClosed, or the
 // ctx's error when it was canceled.
 func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
-	c.stats.queries.Add(1)
-	c.stats.inFlight.Add(1)
-	defer c.stats.inFlight.Add(-1)
-	start := c.cfg.Now()
-	r, _, err := c.exchange(ctx, m, start, false)
-	c.count(r != nil && r.Rcode == dns.RcodeServerFailure, err, start)
-	if err != nil {
-		return nil, queryErr(m, err)
-	}
-	return r, nil
+	r, _, err := c.counted(ctx, m, false)
+	return r, err
 }
 
 // ExchangeWire is Exchange returning the reply in wire form, without the OPT record (which is per
 // hop): for a caller that keeps replies in wire form, a reply that needs no unpacking.
 func (c *Client) ExchangeWire(ctx context.Context, m *dns.Msg) ([]byte, error) {
+	_, w, err := c.counted(ctx, m, true)
+	return w, err
+}
+
+// counted is exchange with the client's counters, and its errors naming the query.
+func (c *Client) counted(ctx context.Context, m *dns.Msg, raw bool) (*dns.Msg, []byte, error) {
 	c.stats.queries.Add(1)
 	c.stats.inFlight.Add(1)
 	defer c.stats.inFlight.Add(-1)
 	start := c.cfg.Now()
-	_, w, err := c.exchange(ctx, m, start, true)
-	c.count(err == nil && len(w) >= headerLen && int(w[3]&rcodeMask) == dns.RcodeServerFailure, err, start)
+	r, w, err := c.exchange(ctx, m, start, raw)
+	servfail := r != nil && r.Rcode == dns.RcodeServerFailure ||
+		len(w) >= headerLen && int(w[3]&rcodeMask) == dns.RcodeServerFailure
+	c.count(servfail, err, start)
 	if err != nil {
-		return nil, queryErr(m, err)
+		return nil, nil, queryErr(m, err)
 	}
-	return w, nil
+	return r, w, nil
 }
 
 func queryErr(m *dns.Msg, err error) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -48,13 +49,26 @@ type event struct {
 	sent bool // the query may have reached the server before its connection failed
 }
 
-// call is one Exchange in progress. Only the Exchange goroutine touches its
-// fields, except the entries, which connections guard with their mutex.
-// Calls are pooled: finish leaves no reference to one anywhere.
+// call is one Exchange in progress. Its fields are touched by whoever holds the call: the Exchange
+// goroutine, or for an ExchangeAsync the goroutine whose turn it is (mode). The entries are guarded by
+// their connections' mutexes. Calls are pooled: finish leaves no reference to one anywhere.
 type call struct {
-	wire     []byte     // length-prefixed query; immutable until finish
-	wireBuf  *[]byte    // wire's pooled buffer
-	events   chan event // one event per attempt at most: never blocks a sender
+	callState
+	events chan event // one event per attempt at most: never blocks a sender
+
+	// An ExchangeAsync call has no goroutine waiting: the goroutine that brings it an event (the
+	// reader of its reply) or its timer's firing takes its turn and drives it (Client.drive). These
+	// are reset one by one, as a late event's sender or a late timer may still touch them.
+	mode    atomic.Int32 // modeSync, or whose turn: modeBusy (someone drives it), modeParked (nobody)
+	pending atomic.Int32 // events sent to events and not yet taken
+	fired   atomic.Bool  // the timer fired since the last look
+	timer   *time.Timer  // made with the pooled call, for its async uses
+}
+
+// callState is what a call starts from zero with each use.
+type callState struct {
+	wire     []byte  // length-prefixed query; immutable until finish
+	wireBuf  *[]byte // wire's pooled buffer
 	attempts [maxAttempts]entry
 	kinds    [maxAttempts]uint8
 	told     [maxAttempts]bool // the attempt's event was received
@@ -63,7 +77,19 @@ type call struct {
 	hedges   int
 	free     int
 	first    int // pool index of the first attempt
+
+	m               *dns.Msg // the query asked
+	start, deadline time.Time
+	recv            Receiver // an ExchangeAsync's
+	hold            bool     // Queue's: the first attempt is written at Flush
 }
+
+// Turns of an ExchangeAsync call (call.mode).
+const (
+	modeSync   int32 = iota // an Exchange goroutine waits on events
+	modeBusy                // a goroutine drives the async call
+	modeParked              // the async call waits for an event or its timer
+)
 
 func newCall() any { return &call{events: make(chan event, maxAttempts)} }
 
@@ -91,9 +117,6 @@ func (cl *call) index(e *entry) int {
 // connection (re-send), the hedge time (ask again elsewhere), or the end.
 // With raw, the reply comes back in wire (answerWire) rather than as a message.
 func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time, raw bool) (*dns.Msg, []byte, error) {
-	if c.closed.Load() {
-		return nil, nil, ErrClosed
-	}
 	// The ctx deadline is wall-clock time; the client works on its own
 	// clock (Config.Now), so carry over the time left, not the instant.
 	deadline := start.Add(c.cfg.Timeout)
@@ -101,58 +124,31 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time, raw 
 	if ctxDeadline {
 		deadline = start.Add(time.Until(d))
 	}
-	wb := c.qbufs.get(2)
-	wire, err := packQuery(m, *wb)
+	cl, err := c.prepare(m, start, deadline)
 	if err != nil {
-		c.qbufs.put(wb)
 		return nil, nil, err
 	}
-	cl := c.calls.Get().(*call)
-	cl.wire, cl.wireBuf = wire, wb
 	defer c.finish(cl)
 	if err := c.send(cl, kindFirst); err != nil {
 		return nil, nil, err
 	}
-	timer := c.timer(c.nextWake(cl, start, deadline))
+	timer := c.timer(c.nextWake(cl))
 	defer c.timers.Put(timer)
 	defer timer.Stop() // before Put: no value is left to deliver (Go ≥ 1.23 timers)
 	for {
 		select {
 		case ev := <-cl.events:
-			cl.live--
-			cl.told[cl.index(ev.e)] = true
-			if ev.err == nil {
-				if raw {
-					w, err := c.answerWire(cl, ev, m, start)
-					return nil, w, err
-				}
-				r, err := c.answer(cl, ev, m, start)
-				return r, nil, err
-			}
-			if err := c.retry(cl, ev); err != nil {
-				return nil, nil, err
+			if r, w, err, done := c.event(cl, ev, raw); done {
+				return r, w, err
 			}
 		case <-timer.C:
-			now := c.cfg.Now()
-			if !now.Before(deadline) {
-				c.timedOut(cl)
-				took := now.Sub(start).Round(time.Millisecond)
+			if err := c.tick(cl); err != nil {
 				if ctxDeadline {
-					return nil, nil, fmt.Errorf("%w after %v: %w", ErrTimeout, took, context.DeadlineExceeded)
+					err = fmt.Errorf("%w: %w", err, context.DeadlineExceeded)
 				}
-				return nil, nil, fmt.Errorf("%w after %v", ErrTimeout, took)
+				return nil, nil, err
 			}
-			if cl.hedges < maxHedges && !now.Before(start.Add(time.Duration(cl.hedges+1)*c.cfg.HedgeAfter)) {
-				cl.hedges++
-				err := c.send(cl, kindHedge)
-				if err == nil {
-					c.stats.hedges.Add(1)
-				}
-				if c.log.GetLevel() <= zerolog.DebugLevel {
-					c.log.Debug().Str("name", m.Question[0].Name).Int("hedge", cl.hedges).AnErr("err", err).Msg("hedge")
-				}
-			}
-			timer.Reset(c.nextWake(cl, start, deadline))
+			timer.Reset(c.nextWake(cl))
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				c.timedOut(cl)
@@ -165,6 +161,63 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time, raw 
 	}
 }
 
+// prepare packs m into a call from the pool, for an exchange that must end by deadline.
+func (c *Client) prepare(m *dns.Msg, start, deadline time.Time) (*call, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	wb := c.qbufs.get(2)
+	wire, err := packQuery(m, *wb)
+	if err != nil {
+		c.qbufs.put(wb)
+		return nil, err
+	}
+	cl := c.calls.Get().(*call)
+	cl.wire, cl.wireBuf = wire, wb
+	cl.m, cl.start, cl.deadline = m, start, deadline
+	return cl, nil
+}
+
+// event takes what became of one attempt: a reply ends the call (done), a lost connection re-sends
+// (retry), or ends it when nothing is left to wait for.
+func (c *Client) event(cl *call, ev event, raw bool) (r *dns.Msg, w []byte, err error, done bool) {
+	cl.live--
+	cl.told[cl.index(ev.e)] = true
+	if ev.err == nil {
+		if raw {
+			w, err = c.answerWire(cl, ev)
+		} else {
+			r, err = c.answer(cl, ev)
+		}
+		return r, w, err, true
+	}
+	if err := c.retry(cl, ev); err != nil {
+		return nil, nil, err, true
+	}
+	return nil, nil, nil, false
+}
+
+// tick acts on the time: past the deadline the call fails (ErrTimeout); at a hedge time it is asked
+// again.
+func (c *Client) tick(cl *call) error {
+	now := c.cfg.Now()
+	if !now.Before(cl.deadline) {
+		c.timedOut(cl)
+		return fmt.Errorf("%w after %v", ErrTimeout, now.Sub(cl.start).Round(time.Millisecond))
+	}
+	if cl.hedges < maxHedges && !now.Before(cl.start.Add(time.Duration(cl.hedges+1)*c.cfg.HedgeAfter)) {
+		cl.hedges++
+		err := c.send(cl, kindHedge)
+		if err == nil {
+			c.stats.hedges.Add(1)
+		}
+		if c.log.GetLevel() <= zerolog.DebugLevel {
+			c.log.Debug().Str("name", cl.m.Question[0].Name).Int("hedge", cl.hedges).AnErr("err", err).Msg("hedge")
+		}
+	}
+	return nil
+}
+
 // timer returns a pooled timer set to fire after d.
 func (c *Client) timer(d time.Duration) *time.Timer {
 	if t, ok := c.timers.Get().(*time.Timer); ok {
@@ -175,10 +228,10 @@ func (c *Client) timer(d time.Duration) *time.Timer {
 }
 
 // nextWake is the time until the next hedge or the deadline.
-func (c *Client) nextWake(cl *call, start, deadline time.Time) time.Duration {
-	next := deadline
+func (c *Client) nextWake(cl *call) time.Duration {
+	next := cl.deadline
 	if cl.hedges < maxHedges {
-		if h := start.Add(time.Duration(cl.hedges+1) * c.cfg.HedgeAfter); h.Before(next) {
+		if h := cl.start.Add(time.Duration(cl.hedges+1) * c.cfg.HedgeAfter); h.Before(next) {
 			next = h
 		}
 	}
@@ -187,7 +240,8 @@ func (c *Client) nextWake(cl *call, start, deadline time.Time) time.Duration {
 
 // send starts an attempt on the first server not down, in failover order;
 // the second and later hedges start from the server after the first
-// attempt's.
+// attempt's. An ExchangeAsync call writes its query itself (conn.writeNow):
+// waking the connection's writer goroutine would wake a thread.
 func (c *Client) send(cl *call, kind uint8) error {
 	if cl.n == maxAttempts {
 		return ErrBusy
@@ -222,13 +276,21 @@ func (c *Client) send(cl *call, kind uint8) error {
 			if cn == nil {
 				break
 			}
-			if cn.enqueue(cl, &cl.attempts[cl.n], now) {
+			direct := cl.recv != nil
+			if cn.enqueue(cl, &cl.attempts[cl.n], now, !direct) {
 				if cl.n == 0 {
 					cl.first = p.idx
 				}
 				cl.kinds[cl.n] = kind
 				cl.n++
 				cl.live++
+				switch {
+				case cl.hold:
+					cl.hold = false // a hedge or a re-send is written at once
+					c.holdFor(cn)
+				case direct:
+					cn.writeNow(now) // last: the reply may come as soon as it is written
+				}
 				return nil
 			}
 		}
@@ -286,7 +348,7 @@ func (c *Client) retry(cl *call, ev event) error {
 }
 
 // answer unpacks the reply of ev for the caller.
-func (c *Client) answer(cl *call, ev event, m *dns.Msg, start time.Time) (*dns.Msg, error) {
+func (c *Client) answer(cl *call, ev event) (*dns.Msg, error) {
 	defer c.rbufs.put(ev.buf)
 	r := new(dns.Msg)
 	if err := r.Unpack(*ev.buf); err != nil {
@@ -295,7 +357,7 @@ func (c *Client) answer(cl *call, ev event, m *dns.Msg, start time.Time) (*dns.M
 	if r.Truncated {
 		return nil, ErrTruncated // RFC 7766 §6.2.2 leaves TC over TCP undefined
 	}
-	r.Id = m.Id
+	r.Id = cl.m.Id
 	cn := ev.e.cn
 	if opt := r.IsEdns0(); opt != nil {
 		for _, o := range opt.Option {
@@ -304,7 +366,7 @@ func (c *Client) answer(cl *call, ev event, m *dns.Msg, start time.Time) (*dns.M
 			}
 		}
 	}
-	c.answered(cl, ev, start)
+	c.answered(cl, ev)
 	return r, nil
 }
 
@@ -312,7 +374,7 @@ func (c *Client) answer(cl *call, ev event, m *dns.Msg, start time.Time) (*dns.M
 // (per hop: RFC 6891 §6.1.1), after reading the OPT's edns-tcp-keepalive. A reply whose OPT cannot
 // simply be cut off the end (not the last record, or with an extended RCODE) is unpacked and packed
 // again without it.
-func (c *Client) answerWire(cl *call, ev event, m *dns.Msg, start time.Time) ([]byte, error) {
+func (c *Client) answerWire(cl *call, ev event) ([]byte, error) {
 	buf := *ev.buf
 	if len(buf) < headerLen {
 		c.rbufs.put(ev.buf)
@@ -324,7 +386,7 @@ func (c *Client) answerWire(cl *call, ev event, m *dns.Msg, start time.Time) ([]
 	}
 	opt, ok := findOPT(buf)
 	if !ok || opt.start >= 0 && (opt.end != len(buf) || opt.ttl>>24 != 0) {
-		r, err := c.answer(cl, ev, m, start) // puts the buffer back
+		r, err := c.answer(cl, ev) // puts the buffer back
 		if err != nil {
 			return nil, err
 		}
@@ -345,19 +407,19 @@ func (c *Client) answerWire(cl *call, ev event, m *dns.Msg, start time.Time) ([]
 	out := make([]byte, n)
 	copy(out, buf)
 	c.rbufs.put(ev.buf)
-	binary.BigEndian.PutUint16(out, m.Id)
+	binary.BigEndian.PutUint16(out, cl.m.Id)
 	if opt.start >= 0 {
 		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])-1)
 	}
-	c.answered(cl, ev, start)
+	c.answered(cl, ev)
 	return out, nil
 }
 
 // answered does the bookkeeping of an answered call: latency, health, hedge wins, the servers it
 // outran.
-func (c *Client) answered(cl *call, ev event, start time.Time) {
+func (c *Client) answered(cl *call, ev event) {
 	cn := ev.e.cn
-	cn.p.observe(c.cfg.Now().Sub(start))
+	cn.p.observe(c.cfg.Now().Sub(cl.start))
 	cn.p.success()
 	for i := range cl.n {
 		if &cl.attempts[i] == ev.e && cl.kinds[i] == kindHedge {
@@ -419,7 +481,8 @@ func (c *Client) finish(cl *call) {
 		}
 	}
 	c.qbufs.put(cl.wireBuf)
-	events := cl.events
-	*cl = call{events: events}
+	cl.callState = callState{}
+	cl.pending.Store(0) // every event of this use was taken: no sender is left to count one
+	cl.mode.Store(modeSync)
 	c.calls.Put(cl)
 }

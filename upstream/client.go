@@ -41,6 +41,9 @@ type Client struct {
 	timers sync.Pool // *time.Timer, stopped
 	epoch  time.Time // the client clock counts ns from here; 0 means never
 
+	heldMu sync.Mutex
+	held   []*conn // connections with queries of Queue to write at Flush
+
 	ctx       context.Context // canceled by Close: ends dials and probes
 	cancel    context.CancelFunc
 	stop      chan struct{} // closed by Close
@@ -102,16 +105,22 @@ func (c *Client) ExchangeWire(ctx context.Context, m *dns.Msg) ([]byte, error) {
 func (c *Client) counted(ctx context.Context, m *dns.Msg, raw bool) (*dns.Msg, []byte, error) {
 	c.stats.queries.Add(1)
 	c.stats.inFlight.Add(1)
-	defer c.stats.inFlight.Add(-1)
 	start := c.cfg.Now()
 	r, w, err := c.exchange(ctx, m, start, raw)
+	return r, w, c.tally(m, start, r, w, err)
+}
+
+// tally counts the outcome of an exchange of m that began at start and returns its error, naming the
+// query.
+func (c *Client) tally(m *dns.Msg, start time.Time, r *dns.Msg, w []byte, err error) error {
+	c.stats.inFlight.Add(-1)
 	servfail := r != nil && r.Rcode == dns.RcodeServerFailure ||
 		len(w) >= headerLen && int(w[3]&rcodeMask) == dns.RcodeServerFailure
 	c.count(servfail, err, start)
 	if err != nil {
-		return nil, nil, queryErr(m, err)
+		return queryErr(m, err)
 	}
-	return r, w, nil
+	return nil
 }
 
 func queryErr(m *dns.Msg, err error) error {

@@ -418,13 +418,13 @@ func TestIDs(t *testing.T) {
 		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) { <-ctx.Done(); return nil, ctx.Err() }})
 	p := c.pools[0]
 	cn := newConn(p, 99, c.nowNS()) // stays dialing: nothing is written
-	cl := &call{wire: []byte{0, 12, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}}
+	cl := &call{callState: callState{wire: []byte{0, 12, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}}}
 	seen := map[uint16]bool{}
 	sequential := 0
 	var prev uint16
 	for i := range maxInFlightLimit {
 		e := &entry{}
-		if !cn.enqueue(cl, e, c.nowNS()) {
+		if !cn.enqueue(cl, e, c.nowNS(), true) {
 			t.Fatalf("enqueue %d refused, want accepted below MaxInFlight", i)
 		}
 		if seen[e.id] {
@@ -436,7 +436,7 @@ func TestIDs(t *testing.T) {
 		}
 		prev = e.id
 	}
-	if cn.enqueue(cl, &entry{}, c.nowNS()) {
+	if cn.enqueue(cl, &entry{}, c.nowNS(), true) {
 		t.Errorf("enqueue past MaxInFlight accepted, want refused")
 	}
 	if sequential > 10 {
@@ -495,6 +495,66 @@ func TestExchangeWire(t *testing.T) {
 		q.SetQuestion("www.example.com.", dns.TypeA)
 		if _, err := c.ExchangeWire(context.Background(), q); !errors.Is(err, ErrTruncated) {
 			t.Errorf("got %v, want ErrTruncated", err)
+		}
+	})
+}
+
+// TestExchangeAsyncErrors: an ExchangeAsync that fails tells its receiver once, with the error
+// ExchangeWire would return, within the client's Timeout; with nothing to send to, before it returns.
+func TestExchangeAsyncErrors(t *testing.T) {
+	refused := closedPort(t)
+	tests := []struct {
+		name   string
+		s      *script // nil: the server is the refused address
+		close  time.Duration
+		want   error
+		within time.Duration
+	}{
+		{name: "no answer", s: &script{blackhole: true}, want: ErrTimeout, within: 400 * time.Millisecond},
+		{name: "connection refused", want: ErrNoServer, within: 300 * time.Millisecond},
+		{name: "TC over TCP", s: &script{truncate: true}, want: ErrTruncated, within: 300 * time.Millisecond},
+		{name: "client closed while waiting", s: &script{blackhole: true}, close: 50 * time.Millisecond, want: ErrClosed, within: 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := refused
+			if tt.s != nil {
+				addr = startFake(t, *tt.s).addr
+			}
+			c := newTestClient(t, Config{Servers: []string{addr}, Timeout: 300 * time.Millisecond, HedgeAfter: 100 * time.Millisecond})
+			if tt.close > 0 {
+				time.AfterFunc(tt.close, func() { c.Close() })
+			}
+			r := newReceiver()
+			start := time.Now()
+			c.ExchangeAsync(query("x.test.", dns.TypeA), r)
+			select {
+			case got := <-r.ch:
+				if !errors.Is(got.err, tt.want) {
+					t.Errorf("got reply %d bytes, error %v; want error %v", len(got.wire), got.err, tt.want)
+				}
+				if took := time.Since(start); took > tt.within {
+					t.Errorf("got the error after %v, want within %v", took, tt.within)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatalf("receiver not told within 2s")
+			}
+			time.Sleep(50 * time.Millisecond)
+			if n := r.told.Load(); n != 1 {
+				t.Errorf("receiver told %d times, want 1", n)
+			}
+		})
+	}
+	t.Run("closed client", func(t *testing.T) {
+		c := newTestClient(t, Config{Servers: []string{refused}})
+		c.Close()
+		r := newReceiver()
+		c.ExchangeAsync(query("x.test.", dns.TypeA), r)
+		if n := r.told.Load(); n != 1 {
+			t.Fatalf("receiver told %d times before ExchangeAsync returned, want 1", n)
+		}
+		if got := <-r.ch; !errors.Is(got.err, ErrClosed) {
+			t.Errorf("got error %v, want %v", got.err, ErrClosed)
 		}
 	})
 }

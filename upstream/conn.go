@@ -71,7 +71,15 @@ type conn struct {
 	headSent  atomic.Int64 // sentAt of the oldest written entry; 0: none
 	lastRead  atomic.Int64 // when the last reply (or the connect) happened
 	accepted  atomic.Int32 // entries ever enqueued, against the learned query limit
+	held      atomic.Bool  // in Client.held: queries of Queue wait for Flush
 	idleLimit atomic.Int64 // close when idle this long: IdleTimeout or the server's (RFC 7828)
+
+	// wmu orders writes: the writer goroutine and writeNow each hold it from fill to the end of
+	// their write, so queries go out in the order fill took them.
+	wmu    sync.Mutex
+	rest   []byte    // the end of a batch writeNow could not write: the writer writes it first
+	direct *directFD // set before the state leaves stDialing; nil when the conn has no fd to write
+	wbuf   []byte    // the batch being written, filled under mu
 
 	mu         sync.Mutex // guards the fields below
 	nc         net.Conn   // nil while dialing
@@ -82,7 +90,6 @@ type conn struct {
 	answered   int      // replies matched to an entry
 	reads      int64    // frames read, matched or not
 	lastActive int64    // last enqueue or reply: the idle clock
-	wbuf       []byte   // the writer's batch, filled under mu
 }
 
 func newConn(p *pool, seq uint64, now int64) *conn {
@@ -136,6 +143,7 @@ func (cn *conn) connected(nc net.Conn) bool {
 		return false
 	}
 	cn.nc = nc
+	cn.direct = newDirectFD(nc)
 	cn.state.CompareAndSwap(stDialing, stReady)
 	cn.lastRead.Store(now)
 	cn.lastActive = now
@@ -143,8 +151,9 @@ func (cn *conn) connected(nc net.Conn) bool {
 }
 
 // enqueue adds e, an unused attempt slot of cl, to the queue under a fresh
-// ID; false when the connection takes no more queries.
-func (cn *conn) enqueue(cl *call, e *entry, now int64) bool {
+// ID, and wakes the writer when wake is set (else the caller writes it:
+// writeNow); false when the connection takes no more queries.
+func (cn *conn) enqueue(cl *call, e *entry, now int64, wake bool) bool {
 	maxIn := cn.p.c.cfg.MaxInFlight
 	limit := cn.p.queryLimit(now)
 	cn.mu.Lock()
@@ -177,11 +186,55 @@ func (cn *conn) enqueue(cl *call, e *entry, now int64) bool {
 		cn.state.CompareAndSwap(stReady, stDraining) // that was its last query
 	}
 	cn.mu.Unlock()
+	if wake {
+		cn.signal()
+	}
+	return true
+}
+
+// signal wakes the writer goroutine (or leaves it a wake-up if it is at work).
+func (cn *conn) signal() {
 	select {
 	case cn.wake <- struct{}{}:
 	default:
 	}
-	return true
+}
+
+// writeNow writes the queue from the calling goroutine, with one non-blocking system call, when the
+// connection is up and its writer idle; otherwise, and for what the socket does not take at once, it
+// wakes the writer goroutine.
+func (cn *conn) writeNow(now int64) {
+	if st := cn.state.Load(); st != stReady && st != stDraining || cn.direct == nil || !cn.wmu.TryLock() {
+		cn.signal()
+		return
+	}
+	if cn.rest != nil {
+		cn.wmu.Unlock()
+		cn.signal()
+		return
+	}
+	buf, n := cn.fill(now)
+	if n == 0 {
+		cn.wmu.Unlock()
+		return
+	}
+	written, err := cn.direct.write(buf)
+	if err == nil {
+		c := cn.p.c
+		c.stats.writes.Add(1)
+		c.stats.messages.Add(uint64(n))
+		c.stats.directWrites.Add(1)
+		if written < len(buf) {
+			cn.rest = buf[written:] // the socket is full: the writer waits until it is not
+		}
+	}
+	cn.wmu.Unlock()
+	switch {
+	case err != nil:
+		cn.close(fmt.Errorf("writing to %s: %w", cn.p.addr, err), isServerClose(err))
+	case written < len(buf):
+		cn.signal()
+	}
 }
 
 // cancel detaches cl from e when cl no longer waits for it, and reports
@@ -262,7 +315,6 @@ func (cn *conn) drained() bool {
 // together leave in one segment (RFC 7766 §6.2.1 asks for the length and the
 // message in one write; this batches whole messages too).
 func (cn *conn) writeLoop(nc net.Conn) error {
-	c := cn.p.c
 	for {
 		select {
 		case <-cn.closing:
@@ -272,24 +324,43 @@ func (cn *conn) writeLoop(nc net.Conn) error {
 		// Let the goroutines that are ready to run enqueue their queries first: under load the
 		// wake-up comes from the first of a burst of callers, and they all go out in one write.
 		runtime.Gosched()
-		buf, n := cn.fill(c.nowNS())
-		if n == 0 {
-			continue
-		}
-		// A server that stops reading must not hold the writer forever.
-		_ = nc.SetWriteDeadline(time.Now().Add(c.cfg.Timeout))
-		if _, err := nc.Write(buf); err != nil {
+		cn.wmu.Lock()
+		err := cn.writeQueued(nc)
+		cn.wmu.Unlock()
+		if err != nil {
 			return fmt.Errorf("writing to %s: %w", cn.p.addr, err)
 		}
-		c.stats.writes.Add(1)
-		c.stats.messages.Add(uint64(n))
 	}
+}
+
+// writeQueued writes what writeNow left, then the queue, blocking. Called with wmu held.
+func (cn *conn) writeQueued(nc net.Conn) error {
+	c := cn.p.c
+	// A server that stops reading must not hold the writer forever.
+	_ = nc.SetWriteDeadline(time.Now().Add(c.cfg.Timeout))
+	if cn.rest != nil {
+		_, err := nc.Write(cn.rest)
+		cn.rest = nil
+		if err != nil {
+			return err
+		}
+	}
+	buf, n := cn.fill(c.nowNS())
+	if n == 0 {
+		return nil
+	}
+	if _, err := nc.Write(buf); err != nil {
+		return err
+	}
+	c.stats.writes.Add(1)
+	c.stats.messages.Add(uint64(n))
+	return nil
 }
 
 // fill moves the queue into the write buffer, each query with its
 // connection's ID, and marks the entries written. It copies under the lock
 // because a call recycles its packed query once it has canceled its
-// entries (which takes them out of the queue).
+// entries (which takes them out of the queue). Called with wmu held.
 func (cn *conn) fill(now int64) ([]byte, int) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
@@ -382,7 +453,7 @@ func (cn *conn) deliver(bp *[]byte, now int64) {
 		c.stats.lateReplies.Add(1)
 		c.rbufs.put(bp)
 	} else {
-		cl.events <- event{e: e, buf: bp}
+		c.tell(cl, event{e: e, buf: bp}, true) // an async call is answered here
 	}
 	if done {
 		cn.close(fmt.Errorf("closing connection to %s: %w", cn.p.addr, errDrained), false)
@@ -495,7 +566,7 @@ func (cn *conn) close(reason error, serverClosed bool) {
 		if limit > 0 && ev.e.seq > limit {
 			ev.sent = false
 		}
-		ev.c.events <- ev
+		cn.p.c.tell(ev.c, ev, false)
 	}
 }
 

@@ -13,7 +13,10 @@
 //	c.Close() // fails calls in flight with ErrClosed, waits for every goroutine
 //
 // Exchange is safe for concurrent use; the resolver's two concurrent calls
-// for a name's A and AAAA are the common case. Healthy feeds /readyz and
+// for a name's A and AAAA are the common case. ExchangeAsync is the same
+// exchange with no goroutine waiting: the caller writes the query itself and
+// a Receiver is told the reply on the goroutine that reads it (Queue and
+// Flush gather several such queries into one write). Healthy feeds /readyz and
 // Stats the metrics. Errors wrap the sentinels of errors.go (ErrTimeout,
 // ErrNoServer, ErrBusy, ErrConnLost, ErrBadReply, ErrTruncated, ...). A
 // SERVFAIL is a reply: the resolver decides what to do with it.
@@ -23,7 +26,10 @@
 // Each server has a pool. A connection has one writer goroutine, which
 // sends everything queued since its last write in one write (length
 // prefixes included, RFC 7766 §6.2.1), and one reader goroutine, which
-// matches each reply to the query waiting for it. Queries carry an ID
+// matches each reply to the query waiting for it. An ExchangeAsync caller
+// writes the queue itself while the writer is idle (one non-blocking write;
+// what the socket does not take is left to the writer): waking the writer
+// would wake a thread. Queries carry an ID
 // drawn at random for each connection and unique among its queries in
 // flight; a reply is accepted only with that ID, the QR bit, the query's
 // opcode and its question, the name compared ignoring case (RFC 5452 §9.1,

@@ -27,7 +27,7 @@ func fastOnly(fs *fakeServer, res []result) []result {
 // (checked at cleanup) and the connections stay within
 // MaxConnsPerServer.
 func TestFaults(t *testing.T) {
-	const n, conc = 400, 8
+	const n = 400
 	// Drops are random: a drop of every k-th query received can fall in
 	// step with the hedges when about k queries arrive per HedgeAfter.
 	oneIn := func(k int) func(int64) bool { return func(int64) bool { return rand.N(k) == 0 } }
@@ -157,29 +157,48 @@ func TestFaults(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fs := startFake(t, tt.s)
-			cfg := tt.cfg
-			cfg.Servers = []string{fs.addr}
-			c := newTestClient(t, cfg)
-			k := conc
-			if tt.conc > 0 {
-				k = tt.conc
+		for _, async := range []bool{false, true} {
+			name := tt.name
+			if async {
+				name += ", async" // through ExchangeAsync: the callers write, and no goroutine waits
 			}
-			res := runQueries(t, c, n, k, 2*time.Second)
-			lastRes = res
-			requireAllAnswered(t, res)
-			st := c.Stats()
-			if tt.check != nil {
-				tt.check(t, st, fs)
-			}
-			// MaxConnsPerServer taking queries, plus as many draining.
-			if got, want := st.Servers[0].PeakConns, 2*c.cfg.MaxConnsPerServer; got > want {
-				t.Errorf("got %d connections at once, want ≤ %d", got, want)
-			}
-			t.Logf("p50 %v p99 %v max %v; resends %d hedges %d/%d conns opened %d (max %d at once) writes %d msgs %d",
-				percentile(res, .5), percentile(res, .99), percentile(res, 1), st.Resends, st.HedgeWins, st.Hedges,
-				st.ConnsOpened, fs.MaxConns(), st.Writes, st.Messages)
-		})
+			t.Run(name, func(t *testing.T) {
+				faultCase(t, tt.s, tt.cfg, tt.conc, async, tt.check)
+			})
+		}
 	}
+}
+
+// faultCase is one case of TestFaults.
+func faultCase(t *testing.T, s script, cfg Config, conc int, async bool, check func(t *testing.T, st Stats, fs *fakeServer)) {
+	const n = 400
+	fs := startFake(t, s)
+	cfg.Servers = []string{fs.addr}
+	c := newTestClient(t, cfg)
+	k := 8
+	if conc > 0 {
+		k = conc
+	}
+	var res []result
+	if async {
+		res = runAsyncQueries(t, c, n, k)
+	} else {
+		res = runQueries(t, c, n, k, 2*time.Second)
+	}
+	lastRes = res
+	requireAllAnswered(t, res)
+	st := c.Stats()
+	if check != nil {
+		check(t, st, fs)
+	}
+	// MaxConnsPerServer taking queries, plus as many draining.
+	if got, want := st.Servers[0].PeakConns, 2*c.cfg.MaxConnsPerServer; got > want {
+		t.Errorf("got %d connections at once, want ≤ %d", got, want)
+	}
+	if async && st.DirectWrites == 0 {
+		t.Errorf("got no direct writes, want the callers of ExchangeAsync to write")
+	}
+	t.Logf("p50 %v p99 %v max %v; resends %d hedges %d/%d conns opened %d (max %d at once) writes %d (direct %d) msgs %d",
+		percentile(res, .5), percentile(res, .99), percentile(res, 1), st.Resends, st.HedgeWins, st.Hedges,
+		st.ConnsOpened, fs.MaxConns(), st.Writes, st.DirectWrites, st.Messages)
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,6 +92,69 @@ func runQueries(t testing.TB, c *Client, n, concurrency int, timeout time.Durati
 	return concurrently(n, concurrency, func(i int) result {
 		return ask(c, fmt.Sprintf("q%d.test.", i), timeout)
 	})
+}
+
+// runAsyncQueries is runQueries through ExchangeAsync, whose deadline is the client's Timeout.
+func runAsyncQueries(t testing.TB, c *Client, n, concurrency int) []result {
+	t.Helper()
+	return concurrently(n, concurrency, func(i int) result {
+		return askAsync(c, fmt.Sprintf("q%d.test.", i))
+	})
+}
+
+// receiver records what ExchangeAsync tells it.
+type receiver struct {
+	told atomic.Int32
+	ch   chan received
+}
+
+type received struct {
+	wire []byte
+	err  error
+}
+
+func newReceiver() *receiver { return &receiver{ch: make(chan received, 2)} }
+
+func (r *receiver) Receive(wire []byte, err error) {
+	r.told.Add(1)
+	r.ch <- received{wire, err}
+}
+
+// askAsync is ask through ExchangeAsync: the receiver must be told once, within the client's Timeout
+// and a margin.
+func askAsync(c *Client, name string) result {
+	m := query(name, dns.TypeA)
+	m.Id = dns.Id()
+	r := newReceiver()
+	start := time.Now()
+	c.ExchangeAsync(m, r)
+	res := result{name: name}
+	select {
+	case got := <-r.ch:
+		res.latency, res.err = time.Since(start), got.err
+		if got.err == nil {
+			res.err = checkWire(m, got.wire)
+		}
+	case <-time.After(c.cfg.Timeout + time.Second):
+		return result{name: name, latency: time.Since(start), err: errors.New("receiver not told within the timeout")}
+	}
+	time.Sleep(time.Millisecond) // a second, wrong, telling would come about now
+	if n := r.told.Load(); n != 1 && res.err == nil {
+		res.err = fmt.Errorf("receiver told %d times, want 1", n)
+	}
+	return res
+}
+
+// checkWire is checkAnswer for a reply in wire form, which has no OPT record.
+func checkWire(m *dns.Msg, wire []byte) error {
+	r := new(dns.Msg)
+	if err := r.Unpack(wire); err != nil {
+		return fmt.Errorf("unpacking the reply: %w", err)
+	}
+	if r.IsEdns0() != nil {
+		return errors.New("reply in wire form has an OPT record, want none")
+	}
+	return checkAnswer(m, r)
 }
 
 // concurrently runs do(0..n-1) on concurrency goroutines and returns the results in order.

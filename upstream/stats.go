@@ -52,8 +52,9 @@ type Stats struct {
 	FramingErrs uint64 // connections closed for a bad length prefix
 	Stalls      uint64 // connections closed for giving no reply for too long
 
-	Writes   uint64 // write calls on connections
-	Messages uint64 // queries in those writes (Messages/Writes: coalescing)
+	Writes       uint64 // write calls on connections
+	Messages     uint64 // queries in those writes (Messages/Writes: coalescing)
+	DirectWrites uint64 // of the writes, those made by an ExchangeAsync caller (not the writer goroutine)
 
 	ConnsOpened uint64 // connections established
 	ConnsClosed uint64 // connections closed, any reason
@@ -89,6 +90,7 @@ type counters struct {
 	resends, hedges, hedgeWins                             atomic.Uint64
 	strays, mismatches, lateReplies, framingErrs, stalls   atomic.Uint64
 	writes, messages, connsOpened, connsClosed, dialErrors atomic.Uint64
+	directWrites                                           atomic.Uint64
 	conns, inFlight                                        atomic.Int64
 	latency                                                [NumLatencyBuckets]atomic.Uint64
 	latencySum                                             atomic.Int64
@@ -112,7 +114,7 @@ func (k *counters) snapshot() Stats {
 		Resends: k.resends.Load(), Hedges: k.hedges.Load(), HedgeWins: k.hedgeWins.Load(),
 		Strays: k.strays.Load(), Mismatches: k.mismatches.Load(), LateReplies: k.lateReplies.Load(),
 		FramingErrs: k.framingErrs.Load(), Stalls: k.stalls.Load(),
-		Writes: k.writes.Load(), Messages: k.messages.Load(),
+		Writes: k.writes.Load(), Messages: k.messages.Load(), DirectWrites: k.directWrites.Load(),
 		ConnsOpened: k.connsOpened.Load(), ConnsClosed: k.connsClosed.Load(), DialErrors: k.dialErrors.Load(),
 		Conns: uint64(max(k.conns.Load(), 0)), InFlight: uint64(max(k.inFlight.Load(), 0)),
 		LatencySum: time.Duration(k.latencySum.Load()),

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package upstream
+
+import "net"
+
+// directFD is Linux's direct socket write (direct_linux.go); elsewhere the writer goroutine writes
+// every query.
+type directFD struct{}
+
+func newDirectFD(net.Conn) *directFD { return nil }
+
+func (*directFD) write([]byte) (int, error) { return 0, nil }

@@ -296,3 +296,66 @@ func freeUDPPort(t *testing.T) string {
 	defer pc.Close()
 	return pc.LocalAddr().String()
 }
+
+// blackhole is a TCP upstream that reads queries and answers none.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestSilentUpstream: a miss whose upstream never answers is answered all the same, by the timers the
+// upstream client arms for a query sent from podns's UDP reader thread: SERVFAIL at PODNS_TIMEOUT, and
+// with a second server, its answer once a hedge reaches it.
+func TestSilentUpstream(t *testing.T) {
+	zones, err := resolvertest.LoadZones("testdata/zones/cluster.local.zone", "testdata/zones/example.com.zone")
+	if err != nil {
+		t.Fatalf("loading zones: %v", err)
+	}
+	good := resolvertest.Start(t, zones)
+	silent := blackhole(t)
+	ask := func(a *app, name string) (*dns.Msg, time.Duration) {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		start := time.Now()
+		return exchange(t, "udp", a.addr(), m), time.Since(start)
+	}
+	t.Run("timeout", func(t *testing.T) {
+		a, _ := startPodns(t, silent, map[string]string{"PODNS_TIMEOUT": "800ms"})
+		r, took := ask(a, "www.example.com.")
+		if r.Rcode != dns.RcodeServerFailure {
+			t.Errorf("got rcode %s, want SERVFAIL", dns.RcodeToString[r.Rcode])
+		}
+		if took < 700*time.Millisecond || took > 2*time.Second {
+			t.Errorf("got the reply after %v, want about 800ms", took)
+		}
+	})
+	t.Run("hedge to the second server", func(t *testing.T) {
+		a, _ := startPodns(t, silent+","+good.Addr, nil)
+		r, took := ask(a, "www.example.com.")
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			t.Errorf("got rcode %s with %d answers, want an answer", dns.RcodeToString[r.Rcode], len(r.Answer))
+		}
+		// The second hedge, at 2 × 500 ms, goes to the next server.
+		if took > 2*time.Second {
+			t.Errorf("got the answer after %v, want it from the second hedge, about 1s", took)
+		}
+		t.Logf("answered after %v", took)
+	})
+}

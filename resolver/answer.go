@@ -81,17 +81,30 @@ func (s *Server) answer(dst []byte, q *query, rc int, limit int) []byte {
 	defer s.release()
 	// No deadline of its own: the client waits for a flight, which ends within the Exchanger's
 	// timeout, or a search walk's (walkFunc).
-	res := s.resolve(s.bg, q)
+	return s.reply(dst, q, s.resolve(s.bg, q), limit)
+}
+
+// result is an answer to a client's question: a cache entry (cheap to format) or a message. The zero
+// result is a failure.
+type result struct {
+	entry *cache.Entry
+	msg   *dns.Msg // read-only: it may be shared with other queries
+}
+
+// answered: the result is an answer (NOERROR or NXDOMAIN), not a failure.
+func (r result) answered() bool {
+	if r.entry != nil {
+		return answeredEntry(r.entry)
+	}
+	return answered(r.msg)
+}
+
+// reply formats res for the client (finish), or SERVFAIL for the zero result.
+func (s *Server) reply(dst []byte, q *query, res result, limit int) []byte {
 	if res.entry == nil && res.msg == nil {
 		return s.errorReply(dst, q, dns.RcodeServerFailure)
 	}
 	return s.finish(dst, q, res, limit)
-}
-
-// result is an answer to a client's question: a cache entry (cheap to format) or a message.
-type result struct {
-	entry *cache.Entry
-	msg   *dns.Msg // read-only: it may be shared with other queries
 }
 
 // finish formats res for the client: its ID, RD and question spelling, RA, its OPT, and truncation to

@@ -38,6 +38,11 @@ type call struct {
 	name string // key as the flight table's map key
 	q    upstreamQuestion
 	fn   func(ctx context.Context) (*dns.Msg, error)
+
+	// For a call sent with ExchangeAsync (runAsync): the server, and the UDP client whose miss it
+	// answers when the reply comes (startMiss), if any.
+	srv    *Server
+	client *udpClient
 }
 
 // upstreamQuestion is what exchange asks.
@@ -74,6 +79,17 @@ func (c *call) wait(ctx context.Context, now func() time.Time) (*dns.Msg, error)
 		return c.entry.Msg(now())
 	}
 	return c.msg, c.err
+}
+
+// result is the outcome of a finished call: the zero result when it failed.
+func (c *call) result() result {
+	switch {
+	case c.err != nil:
+		return result{}
+	case c.entry != nil:
+		return result{entry: c.entry}
+	}
+	return result{msg: c.msg}
 }
 
 // answeredEntry: the entry holds an answer (NOERROR or NXDOMAIN), as answered says of a message.
@@ -123,14 +139,30 @@ func (s *Server) join(key []byte, q upstreamQuestion, fn func(ctx context.Contex
 		s.stats.coalesced.Add(1)
 		return c, false
 	}
-	c := &call{done: make(chan struct{}), unread: paired, key: key, name: string(key), q: q, fn: fn}
-	s.flights.calls[c.name] = c
+	c := s.flights.add(key, q, fn, paired)
 	s.flights.mu.Unlock()
 	if paired {
 		s.pairs.issue()
 		s.stats.pairFetches.Add(1)
 	}
 	return c, true
+}
+
+// register is join for an asker that only starts a new call: nil when one is in flight for key.
+func (s *Server) register(key []byte, q upstreamQuestion) *call {
+	s.flights.mu.Lock()
+	defer s.flights.mu.Unlock()
+	if s.flights.calls[string(key)] != nil {
+		return nil
+	}
+	return s.flights.add(key, q, nil, false)
+}
+
+// add registers a new call. Called with mu held.
+func (t *flightTable) add(key []byte, q upstreamQuestion, fn func(ctx context.Context) (*dns.Msg, error), paired bool) *call {
+	c := &call{done: make(chan struct{}), unread: paired, key: key, name: string(key), q: q, fn: fn}
+	t.calls[c.name] = c
+	return c
 }
 
 // run runs a call join registered, stores its answer and wakes its waiters. Its work bounds its own
@@ -144,6 +176,34 @@ func (s *Server) run(c *call) {
 	default:
 		c.msg, c.err = s.exchange(s.bg, c.q)
 	}
+	s.settle(c)
+}
+
+// runAsync sends an upstream call with ExchangeAsync: no goroutine waits for it, and Receive finishes
+// it where the reply is read. With queue, the query is written at the asker's next aup.Flush.
+func (s *Server) runAsync(c *call, queue bool) {
+	c.srv = s
+	s.stats.upstreamQueries.Add(1)
+	if queue {
+		s.aup.Queue(upstreamQuery(c.q), c)
+	} else {
+		s.aup.ExchangeAsync(upstreamQuery(c.q), c)
+	}
+}
+
+// Receive finishes a call sent by runAsync with the upstream's reply, and answers the client whose
+// miss started it. It runs on the goroutine that read the reply: nothing here blocks.
+func (c *call) Receive(wire []byte, err error) {
+	s := c.srv
+	s.takeWire(c, wire, err)
+	s.settle(c)
+	if c.client != nil {
+		s.answerMiss(c)
+	}
+}
+
+// settle stores a call's answer, takes it out of the flight table and wakes its waiters.
+func (s *Server) settle(c *call) {
 	if c.err == nil && c.entry == nil {
 		c.entry, _ = s.cache.Set(c.key, c.msg)
 	}
@@ -158,16 +218,30 @@ func (s *Server) run(c *call) {
 }
 
 // lookup asks for one FQDN (lower case), from the cache or upstream. force skips a fresh cache entry
-// (refreshes). A stale entry is kept as the fallback when the refresh fails (RFC 8767). With inline, a
-// new upstream call without a stale fallback is not started but left to the asker (h.run), to run on
-// its own goroutine (one goroutine hand-off less on a cache miss).
+// (refreshes). A stale entry is kept as the fallback when the refresh fails (RFC 8767). A new upstream
+// call is sent with ExchangeAsync when the Exchanger has it; else, with inline and without a stale
+// fallback, it is not started but left to the asker (h.run), to run on its own goroutine (one
+// goroutine hand-off less on a cache miss).
 func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force, inline bool) (h handle) {
-	return s.lookupFor(name, qtype, qclass, do, cd, force, inline, false)
+	how := startFlight
+	if inline {
+		how = startInline
+	}
+	return s.lookupFor(name, qtype, qclass, do, cd, force, how, false)
 }
+
+// How a lookup starts a new upstream call.
+type startHow uint8
+
+const (
+	startFlight startHow = iota // ExchangeAsync, else a flight goroutine
+	startInline                 // ExchangeAsync, else the asker runs it (handle.run)
+	startQueued                 // Queue: the asker calls aup.Flush (only with aup)
+)
 
 // lookupFor is lookup, for a paired fetch when paired is set: one that the pair gauge may skip, which
 // returns an empty handle.
-func (s *Server) lookupFor(name string, qtype, qclass uint16, do, cd, force, inline, paired bool) (h handle) {
+func (s *Server) lookupFor(name string, qtype, qclass uint16, do, cd, force bool, how startHow, paired bool) (h handle) {
 	key, err := keyFor(name, qtype, qclass, do, cd, cache.ViewUpstream)
 	if err != nil {
 		return handle{call: doneCall(nil, err)}
@@ -191,10 +265,15 @@ func (s *Server) lookupFor(name string, qtype, qclass uint16, do, cd, force, inl
 		return handle{} // the gauge is asked only when a paired fetch would go upstream
 	}
 	q := upstreamQuestion{name: name, qtype: qtype, qclass: qclass, do: do, cd: cd}
-	if inline && h.stale == nil {
+	switch {
+	case s.aup != nil:
+		if h.call, h.started = s.join(key, q, nil, paired); h.started {
+			s.runAsync(h.call, how == startQueued)
+		}
+	case how == startInline && h.stale == nil:
 		h.call, h.started = s.join(key, q, nil, paired)
 		h.run = h.started
-	} else {
+	default:
 		h.call, h.started = s.flightFor(key, q, nil, paired)
 	}
 	if h.started {
@@ -250,6 +329,11 @@ func (s *Server) refresh(name string, qtype, qclass uint16, do, cd bool) {
 func (s *Server) exchangeWire(c *call) {
 	s.stats.upstreamQueries.Add(1)
 	wire, err := s.wup.ExchangeWire(s.bg, upstreamQuery(c.q))
+	s.takeWire(c, wire, err)
+}
+
+// takeWire is exchangeWire's handling of the reply (or error) the upstream gave for c.
+func (s *Server) takeWire(c *call, wire []byte, err error) {
 	switch {
 	case err != nil:
 	case len(wire) > 2 && wire[2]&0x02 != 0: // TC

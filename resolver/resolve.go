@@ -21,7 +21,7 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 		h = s.lookup(name, q.qtype, q.qclass, q.do, q.cd, false, true)
 		if other, ok := s.pairFor(q.qtype, q.qclass); ok && h.started {
 			// leaves first, in the same write if it can
-			s.lookupFor(name, other, q.qclass, q.do, q.cd, false, false, true)
+			s.lookupFor(name, other, q.qclass, q.do, q.cd, false, startFlight, true)
 		}
 		if h.run {
 			s.run(h.call)
@@ -43,12 +43,9 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 		wctx, cancel = context.WithTimeout(ctx, s.cfg.StaleWait)
 		defer cancel()
 	}
-	if c := h.call; c.waitDone(wctx) == nil && c.err == nil {
-		if e := c.entry; e != nil && (answeredEntry(e) || h.stale == nil) {
-			return result{entry: e}
-		}
-		if c.entry == nil && (answered(c.msg) || h.stale == nil) {
-			return result{msg: c.msg}
+	if c := h.call; c.waitDone(wctx) == nil {
+		if res := c.result(); h.stale == nil || res.answered() {
+			return res
 		}
 	}
 	if h.stale != nil {

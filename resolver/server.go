@@ -29,6 +29,15 @@ type wireExchanger interface {
 	ExchangeWire(ctx context.Context, m *dns.Msg) ([]byte, error)
 }
 
+// asyncExchanger can also send a query with no goroutine waiting for the reply (upstream.Client's
+// ExchangeAsync): the reply, in wire form as ExchangeWire's, is handed to r.Receive where it is read.
+// Queue is ExchangeAsync for a query written at the next Flush, with the others queued meanwhile.
+type asyncExchanger interface {
+	ExchangeAsync(m *dns.Msg, r interface{ Receive(wire []byte, err error) })
+	Queue(m *dns.Msg, r interface{ Receive(wire []byte, err error) })
+	Flush()
+}
+
 // Config configures a Server. Zero values mean the documented defaults, except Ndots, which is taken
 // as it is (ndots:0 is a valid resolv.conf setting).
 type Config struct {
@@ -87,7 +96,8 @@ type Server struct {
 	cfg    Config
 	log    zerolog.Logger
 	up     Exchanger
-	wup    wireExchanger // up, when it can return replies in wire form
+	wup    wireExchanger  // up, when it can return replies in wire form
+	aup    asyncExchanger // up, when it can send a query with no goroutine waiting
 	cache  *cache.Cache
 	search searcher
 	now    func() time.Time
@@ -159,6 +169,7 @@ func New(cfg Config, up Exchanger, c *cache.Cache, log zerolog.Logger) (*Server,
 	}
 	s.flights.calls = make(map[string]*call)
 	s.wup, _ = up.(wireExchanger)
+	s.aup, _ = up.(asyncExchanger)
 	return s, nil
 }
 

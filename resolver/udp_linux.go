@@ -10,7 +10,10 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
+
+	"github.com/podns/podns/cache"
 )
 
 // udpSocket is a UDP socket podns reads with blocking system calls on a thread of its own, outside Go's
@@ -103,13 +106,23 @@ const quietReads = 16
 // recv blocks for one packet, with a raw system call when busy is set. ok is false on a timeout or an
 // interruption; err is set when the socket is unusable (closed, shut down).
 func (u *udpSocket) recv(buf []byte, from *peer, busy bool) (n int, ok bool, err error) {
-	from.len = uint32(unsafe.Sizeof(from.sa))
 	call := syscall.Syscall6
 	if busy {
 		call = syscall.RawSyscall6
 	}
+	return u.recvfrom(call, buf, from, 0)
+}
+
+// recvNow is recv without waiting: ok is false when no packet waits.
+func (u *udpSocket) recvNow(buf []byte, from *peer) (n int, ok bool, err error) {
+	return u.recvfrom(syscall.RawSyscall6, buf, from, unix.MSG_DONTWAIT)
+}
+
+func (u *udpSocket) recvfrom(call func(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, uintptr, syscall.Errno),
+	buf []byte, from *peer, flags uintptr) (n int, ok bool, err error) {
+	from.len = uint32(unsafe.Sizeof(from.sa))
 	r, _, errno := call(unix.SYS_RECVFROM, uintptr(u.fd), uintptr(unsafe.Pointer(&buf[0])),
-		uintptr(len(buf)), 0, uintptr(unsafe.Pointer(&from.sa)), uintptr(unsafe.Pointer(&from.len)))
+		uintptr(len(buf)), flags, uintptr(unsafe.Pointer(&from.sa)), uintptr(unsafe.Pointer(&from.len)))
 	switch errno {
 	case 0:
 		if r == 0 && from.len == 0 { // shut down
@@ -121,6 +134,10 @@ func (u *udpSocket) recv(buf []byte, from *peer, busy bool) (n int, ok bool, err
 	}
 	return 0, false, errno
 }
+
+// maxHeld bounds the packets a reader reads while misses wait to be written upstream: under a steady
+// flood the socket never empties, and the first miss of a batch must not wait for the whole flood.
+const maxHeld = 32
 
 // send writes one reply to a client.
 func (u *udpSocket) send(b []byte, to *peer) error {
@@ -144,8 +161,28 @@ func (s *Server) serveUDP(u *udpSocket) {
 	out := make([]byte, 0, 4096)
 	var from peer
 	quiet := quietReads // start quiet: no P held until the first packet
+	held := 0           // packets read since the first miss queued upstream and not yet written
+	defer func() {
+		if held > 0 {
+			s.aup.Flush()
+		}
+	}()
 	for {
-		n, ok, err := u.recv(in, &from, quiet < quietReads)
+		var n int
+		var ok bool
+		var err error
+		if held > 0 {
+			// Queries wait to go upstream: read on while packets wait, then write them all.
+			if n, ok, err = u.recvNow(in, &from); !ok && err == nil || held >= maxHeld {
+				s.aup.Flush()
+				held = 0
+				if !ok {
+					continue
+				}
+			}
+		} else {
+			n, ok, err = u.recv(in, &from, quiet < quietReads)
+		}
 		if s.isClosing() {
 			return
 		}
@@ -158,6 +195,9 @@ func (s *Server) serveUDP(u *udpSocket) {
 			continue
 		}
 		quiet = 0
+		if held > 0 {
+			held++
+		}
 		pkt := in[:n]
 		q, rc := parseQuery(pkt)
 		if rc == rcodeDrop {
@@ -172,8 +212,65 @@ func (s *Server) serveUDP(u *udpSocket) {
 			}
 		}
 		s.handlers.Add(1)
+		if rc == 0 && s.startMiss(u, &q, pkt, &from) {
+			held = max(held, 1)
+			continue
+		}
 		u.misses.push(miss{from: from, pkt: append([]byte(nil), pkt...)})
 	}
+}
+
+// udpClient is a UDP client waiting for the answer to its miss: where to send it, and its query.
+type udpClient struct {
+	u    *udpSocket
+	from peer
+	pkt  []byte
+}
+
+// startMiss queues a miss's upstream query from the reader's thread when it is the common kind: a name
+// that is not searched, with nothing cached and no lookup of it in flight. The reader writes the
+// queries it queued (aup.Flush) when no packet waits, so a burst of misses goes upstream in one write.
+// The reply is cached and the client answered on the goroutine that reads it (call.Receive): no
+// goroutine waits, and no thread is woken but the one the reply wakes, as in an event-loop server.
+// false: the miss takes the worker path (the dispatcher), which handles every case.
+func (s *Server) startMiss(u *udpSocket, q *query, pkt []byte, from *peer) bool {
+	if s.aup == nil || q.qclass != dns.ClassINET || s.cfg.AAAAFilter && q.qtype == dns.TypeAAAA ||
+		s.view(q) != cache.ViewUpstream {
+		return false
+	}
+	name := lowerName(q.qname)
+	key, err := keyFor(name, q.qtype, q.qclass, q.do, q.cd, cache.ViewUpstream)
+	if err != nil {
+		return false
+	}
+	if _, st := s.cache.Get(key); st != cache.Miss {
+		return false // a stale entry to fall back on (or one stored since the reader looked)
+	}
+	if !s.acquire() {
+		return false // the worker path answers SERVFAIL and counts it
+	}
+	c := s.register(key, upstreamQuestion{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd})
+	if c == nil {
+		s.release()
+		return false // asked already: a worker waits for that lookup
+	}
+	s.stats.cacheMisses.Add(1)
+	c.client = &udpClient{u: u, from: *from, pkt: append([]byte(nil), pkt...)}
+	if other, ok := s.pairFor(q.qtype, q.qclass); ok {
+		s.lookupFor(name, other, q.qclass, q.do, q.cd, false, startQueued, true)
+	}
+	s.runAsync(c, true)
+	return true
+}
+
+// answerMiss answers the client of a call startMiss sent, once the call is settled.
+func (s *Server) answerMiss(c *call) {
+	defer s.handlers.Done()
+	defer s.release()
+	cl := c.client
+	q, _ := parseQuery(cl.pkt) // it parsed when it was read
+	reply := s.reply(make([]byte, 0, 512), &q, c.result(), udpLimit(&q))
+	s.sendMiss(cl.u, reply, &cl.from)
 }
 
 // resolveUDP answers a miss, building the reply in buf (a worker's, reused: returned, maybe grown).

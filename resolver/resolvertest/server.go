@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -98,10 +99,11 @@ func askKey(name string, qtype uint16) string {
 type Exchanger struct {
 	Zones *Zones
 
-	mu    sync.Mutex // guards the fields below
-	asked map[string]int
-	hook  func(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
-	total atomic.Uint64
+	mu     sync.Mutex // guards the fields below
+	asked  map[string]int
+	hook   func(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
+	queued []queued // by Queue, for Flush
+	total  atomic.Uint64
 }
 
 // SetHook makes f answer first (return nil, nil to fall through to the zones); f may block or fail.
@@ -147,6 +149,44 @@ func (e *Exchanger) ExchangeWire(ctx context.Context, q *dns.Msg) ([]byte, error
 	cp.Compress = true
 	return cp.Pack()
 }
+
+// ExchangeAsync implements the resolver's optional exchange without a waiting goroutine as
+// upstream.Client does, bounded by AsyncTimeout (like the client's Timeout): r is told once, from a
+// goroutine of its own.
+func (e *Exchanger) ExchangeAsync(q *dns.Msg, r interface{ Receive(wire []byte, err error) }) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), AsyncTimeout)
+		defer cancel()
+		r.Receive(e.ExchangeWire(ctx, q))
+	}()
+}
+
+// Queue is ExchangeAsync for a query sent at the next Flush, as upstream.Client's: a caller that
+// forgets to Flush leaves it unanswered.
+func (e *Exchanger) Queue(q *dns.Msg, r interface{ Receive(wire []byte, err error) }) {
+	e.mu.Lock()
+	e.queued = append(e.queued, queued{q, r})
+	e.mu.Unlock()
+}
+
+// Flush sends the queries of Queue.
+func (e *Exchanger) Flush() {
+	e.mu.Lock()
+	qs := e.queued
+	e.queued = nil
+	e.mu.Unlock()
+	for _, q := range qs {
+		e.ExchangeAsync(q.m, q.r)
+	}
+}
+
+type queued struct {
+	m *dns.Msg
+	r interface{ Receive(wire []byte, err error) }
+}
+
+// AsyncTimeout bounds an ExchangeAsync, as upstream.Client's default Timeout does.
+const AsyncTimeout = 2 * time.Second
 
 // Asked returns how many times name (any case) and type were asked.
 func (e *Exchanger) Asked(name string, qtype uint16) int {

@@ -219,9 +219,9 @@ func (s *Server) settle(c *call) {
 
 // lookup asks for one FQDN (lower case), from the cache or upstream. force skips a fresh cache entry
 // (refreshes). A stale entry is kept as the fallback when the refresh fails (RFC 8767). A new upstream
-// call is sent with ExchangeAsync when the Exchanger has it; else, with inline and without a stale
-// fallback, it is not started but left to the asker (h.run), to run on its own goroutine (one
-// goroutine hand-off less on a cache miss).
+// call is sent with ExchangeAsync when the Exchanger has it (with inline, queued for the asker's
+// flushQueued); else, with inline and without a stale fallback, it is not started but left to the
+// asker (h.run), to run on its own goroutine (one goroutine hand-off less on a cache miss).
 func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force, inline bool) (h handle) {
 	how := startFlight
 	if inline {
@@ -235,9 +235,16 @@ type startHow uint8
 
 const (
 	startFlight startHow = iota // ExchangeAsync, else a flight goroutine
-	startInline                 // ExchangeAsync, else the asker runs it (handle.run)
-	startQueued                 // Queue: the asker calls aup.Flush (only with aup)
+	startInline                 // Queue, else the asker runs it (handle.run); the asker calls flushQueued
+	startQueued                 // Queue, else a flight goroutine; the asker calls flushQueued
 )
+
+// flushQueued writes the upstream queries of lookups started with startQueued.
+func (s *Server) flushQueued() {
+	if s.aup != nil {
+		s.aup.Flush()
+	}
+}
 
 // lookupFor is lookup, for a paired fetch when paired is set: one that the pair gauge may skip, which
 // returns an empty handle.
@@ -268,7 +275,7 @@ func (s *Server) lookupFor(name string, qtype, qclass uint16, do, cd, force bool
 	switch {
 	case s.aup != nil:
 		if h.call, h.started = s.join(key, q, nil, paired); h.started {
-			s.runAsync(h.call, how == startQueued)
+			s.runAsync(h.call, how != startFlight)
 		}
 	case how == startInline && h.stale == nil:
 		h.call, h.started = s.join(key, q, nil, paired)

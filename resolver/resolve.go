@@ -20,9 +20,9 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 	if view := s.view(q); view == cache.ViewUpstream {
 		h = s.lookup(name, q.qtype, q.qclass, q.do, q.cd, false, true)
 		if other, ok := s.pairFor(q.qtype, q.qclass); ok && h.started {
-			// leaves first, in the same write if it can
-			s.lookupFor(name, other, q.qclass, q.do, q.cd, false, startFlight, true)
+			s.lookupFor(name, other, q.qclass, q.do, q.cd, false, startQueued, true)
 		}
+		s.flushQueued() // both queries in one write if they can
 		if h.run {
 			s.run(h.call)
 		}

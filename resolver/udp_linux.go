@@ -164,7 +164,7 @@ func (s *Server) serveUDP(u *udpSocket) {
 	held := 0           // packets read since the first miss queued upstream and not yet written
 	defer func() {
 		if held > 0 {
-			s.aup.Flush()
+			s.flushQueued()
 		}
 	}()
 	for {
@@ -174,7 +174,7 @@ func (s *Server) serveUDP(u *udpSocket) {
 		if held > 0 {
 			// Queries wait to go upstream: read on while packets wait, then write them all.
 			if n, ok, err = u.recvNow(in, &from); !ok && err == nil || held >= maxHeld {
-				s.aup.Flush()
+				s.flushQueued()
 				held = 0
 				if !ok {
 					continue

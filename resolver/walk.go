@@ -42,14 +42,15 @@ func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Ms
 	}
 	asked := make([]bool, len(cands))
 	started := 0
+	// The queries of one round of asks go upstream in one write (flushQueued).
 	ask := func(i int) {
 		asked[i] = true
-		primary[i] = s.lookup(cands[i], wq.qtype, wq.qclass, wq.do, wq.cd, force, false)
+		primary[i] = s.lookupFor(cands[i], wq.qtype, wq.qclass, wq.do, wq.cd, force, startQueued, false)
 		if primary[i].started {
 			started++
 		}
 		if paired {
-			second[i] = s.lookup(cands[i], other, wq.qclass, wq.do, wq.cd, force, false)
+			second[i] = s.lookupFor(cands[i], other, wq.qclass, wq.do, wq.cd, force, startQueued, false)
 			if second[i].started {
 				started++
 			}
@@ -60,6 +61,7 @@ func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Ms
 			ask(i)
 		}
 	}
+	s.flushQueued()
 
 	perCandidate := 1
 	if paired {
@@ -71,6 +73,7 @@ func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Ms
 	for i, c := range cands {
 		if !asked[i] { // every candidate before it is known to be empty: ClusterFirst would ask it now
 			ask(i)
+			s.flushQueued()
 		}
 		m, ok := primary[i].wait(ctx, s)
 		found := ok && hasRecords(m)

@@ -13,8 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// missQueue carries a socket's cache misses from its reader threads to a dispatcher goroutine, which
-// hands each to a worker goroutine. A reader holds its P while it blocks in recvfrom, so a goroutine it
+// missQueue carries a socket's cache misses that startMiss does not take (stale entries, search walks,
+// lookups to join...) from its reader threads to a dispatcher goroutine, which hands each to a worker
+// goroutine. A reader holds its P while it blocks in recvfrom, so a goroutine it
 // started itself would sit in that P's run queue slot reserved for the next goroutine, where another
 // P may only take it after a 3 µs sleep: with an idle thread woken to do it, that was two context
 // switches and a sleep per miss. The dispatcher instead sleeps in Go's network poller on an eventfd:

@@ -150,8 +150,10 @@ func (u *udpSocket) send(b []byte, to *peer) error {
 }
 
 // serveUDP is one of Config.Readers loops reading a UDP socket on a locked thread. A cache hit is
-// answered right here, with the loop's own buffers: no goroutine, no allocation. A miss is copied out
-// and queued for the dispatcher, which resolves it on its own goroutine, so the loop keeps reading.
+// answered right here, with the loop's own buffers: no goroutine, no allocation. A common miss has its
+// query queued upstream here (startMiss) and is answered where the reply is read; any other miss is
+// copied out and queued for the dispatcher, which resolves it on its own goroutine. Either way the
+// loop keeps reading.
 func (s *Server) serveUDP(u *udpSocket) {
 	defer s.loops.Done()
 	defer u.misses.readerDone()

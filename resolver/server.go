@@ -33,10 +33,14 @@ type wireExchanger interface {
 // ExchangeAsync): the reply, in wire form as ExchangeWire's, is handed to r.Receive where it is read.
 // Queue is ExchangeAsync for a query written at the next Flush, with the others queued meanwhile.
 type asyncExchanger interface {
-	ExchangeAsync(m *dns.Msg, r interface{ Receive(wire []byte, err error) })
-	Queue(m *dns.Msg, r interface{ Receive(wire []byte, err error) })
+	ExchangeAsync(m *dns.Msg, r receiver)
+	Queue(m *dns.Msg, r receiver)
 	Flush()
 }
+
+// receiver is told an asyncExchanger's reply (upstream.Receiver: the same type, by alias, so that
+// the resolver need not import the upstream package).
+type receiver = interface{ Receive(wire []byte, err error) }
 
 // Config configures a Server. Zero values mean the documented defaults, except Ndots, which is taken
 // as it is (ndots:0 is a valid resolv.conf setting).

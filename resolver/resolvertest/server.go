@@ -153,7 +153,7 @@ func (e *Exchanger) ExchangeWire(ctx context.Context, q *dns.Msg) ([]byte, error
 // ExchangeAsync implements the resolver's optional exchange without a waiting goroutine as
 // upstream.Client does, bounded by AsyncTimeout (like the client's Timeout): r is told once, from a
 // goroutine of its own.
-func (e *Exchanger) ExchangeAsync(q *dns.Msg, r interface{ Receive(wire []byte, err error) }) {
+func (e *Exchanger) ExchangeAsync(q *dns.Msg, r Receiver) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), AsyncTimeout)
 		defer cancel()
@@ -163,7 +163,7 @@ func (e *Exchanger) ExchangeAsync(q *dns.Msg, r interface{ Receive(wire []byte, 
 
 // Queue is ExchangeAsync for a query sent at the next Flush, as upstream.Client's: a caller that
 // forgets to Flush leaves it unanswered.
-func (e *Exchanger) Queue(q *dns.Msg, r interface{ Receive(wire []byte, err error) }) {
+func (e *Exchanger) Queue(q *dns.Msg, r Receiver) {
 	e.mu.Lock()
 	e.queued = append(e.queued, queued{q, r})
 	e.mu.Unlock()
@@ -182,8 +182,11 @@ func (e *Exchanger) Flush() {
 
 type queued struct {
 	m *dns.Msg
-	r interface{ Receive(wire []byte, err error) }
+	r Receiver
 }
+
+// Receiver is told the reply of ExchangeAsync or Queue, as upstream.Receiver is.
+type Receiver = interface{ Receive(wire []byte, err error) }
 
 // AsyncTimeout bounds an ExchangeAsync, as upstream.Client's default Timeout does.
 const AsyncTimeout = 2 * time.Second

@@ -392,7 +392,7 @@ func (cn *conn) fill(now int64) ([]byte, int) {
 func (cn *conn) readLoop(nc net.Conn) {
 	defer cn.p.c.wg.Done()
 	c := cn.p.c
-	br := bufio.NewReaderSize(quickAck(nc), readBufSize)
+	br := bufio.NewReaderSize(quickAck(nc, &cn.load), readBufSize)
 	var prefix [2]byte
 	for {
 		if _, err := io.ReadFull(br, prefix[:]); err != nil {

@@ -22,6 +22,7 @@ import (
 // answers every query at once, concurrently, in whatever order it finishes.
 type script struct {
 	serial       bool                        // one query at a time per connection, in order (CoreDNS)
+	nagle        bool                        // keep Nagle's algorithm on (no TCP_NODELAY), as Knot and Unbound do
 	delay        func(n int64) time.Duration // before answering the n-th query the server received
 	drop         func(n int64) bool          // never answer the n-th query
 	reverseBatch int                         // collect this many queries (or 20 ms), answer in reverse
@@ -114,6 +115,9 @@ func (fs *fakeServer) accept() {
 			return
 		}
 		seq := fs.accepted.Add(1)
+		if tc, ok := c.(*net.TCPConn); ok && fs.s.nagle {
+			_ = tc.SetNoDelay(false)
+		}
 		fs.mu.Lock()
 		fs.conns[c] = true
 		fs.maxConns = max(fs.maxConns, len(fs.conns))

@@ -2,7 +2,10 @@
 
 package upstream
 
-import "net"
+import (
+	"net"
+	"sync/atomic"
+)
 
-// quickAck is Linux's TCP_QUICKACK re-armed on every read (quickack_linux.go); elsewhere a no-op.
-func quickAck(nc net.Conn) net.Conn { return nc }
+// quickAck is Linux's TCP_QUICKACK re-armed before reads (quickack_linux.go); elsewhere a no-op.
+func quickAck(nc net.Conn, _ *atomic.Int32) net.Conn { return nc }

@@ -32,7 +32,10 @@ render_configs() {
 server_cmd() {
 	local pin=(taskset -c "$SERVER_CPU")
 	case $1 in
-	knot) CMD=(taskset -c "$CLIENT_CPU" knotd -c "$TMP/knot.conf") ;;
+	knot)
+		CMD=(taskset -c "$CLIENT_CPU" knotd -c "$TMP/knot.conf")
+		[[ -z ${KNOT_NODELAY:-} ]] || CMD=(env LD_PRELOAD="$TMP/nodelay.so" "${CMD[@]}")
+		;;
 	unbound) CMD=("${pin[@]}" unbound -d -c "$TMP/unbound.conf") ;;
 	dnsmasq) CMD=("${pin[@]}" dnsmasq -k -C "$TMP/dnsmasq.conf") ;;
 	dnsdist) CMD=("${pin[@]}" dnsdist --supervised --disable-syslog -C "$TMP/dnsdist.conf") ;;
@@ -72,6 +75,15 @@ build_podns() {
 		exit 1
 	}
 	put podns binary_mb "$(stat -c %s "$TMP/podns" | awk '{printf "%.2f", $1 / 1e6}')"
+}
+
+# build_nodelay: the shim --knot-nodelay preloads into Knot (bench/nodelay/nodelay.c).
+build_nodelay() {
+	cc -shared -fPIC -O2 -Wall -o "$TMP/nodelay.so" "$BENCH/nodelay/nodelay.c" -ldl \
+		>"$RAW/nodelay-build.log" 2>&1 || {
+		cat "$RAW/nodelay-build.log" >&2
+		exit 1
+	}
 }
 
 build_startlat() {

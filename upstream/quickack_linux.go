@@ -20,9 +20,10 @@ import (
 // After a read that leaves other queries outstanding (more than the one it may answer), the flag is
 // re-armed at once, which also sends the ACK owed for what was read, so that answers held behind it
 // go out while the reader delivers. Otherwise it is re-armed only if the reader comes back for more
-// with a query still outstanding (the rest of a split answer, or a query sent since): an isolated
-// exchange, whose ACK rides on the next query, saves the system call and a bare ACK packet to the
-// server, about 2 µs of a miss.
+// with a query still outstanding (the rest of a split answer, or a query sent since). An isolated
+// exchange, whose ACK rides on the next query, no longer sends a bare ACK to the server before its
+// answer is delivered: at 2k misses a second its average latency was 186-195 µs against 197-208 µs,
+// for the same CPU.
 func quickAck(nc net.Conn, waiting *atomic.Int32) net.Conn {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {

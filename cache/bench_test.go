@@ -115,7 +115,7 @@ func BenchmarkReplyPath(b *testing.B) {
 }
 
 // BenchmarkSet stores replies as the resolver gets them: unpacked from an upstream, or composed in memory
-// (which costs a verifying unpack, see packForCache).
+// (a reply with records other than plain ones costs a verifying unpack, see build).
 func BenchmarkSet(b *testing.B) {
 	c, _, msgs := benchCache(b)
 	keys := make([][]byte, len(msgs))

@@ -103,13 +103,12 @@ func (s *settings) buildWire(e *Entry, key, wire []byte, now time.Time) (built b
 	return true, s.fill(e, wire, qnameLen, rrs, int(wire[offFlags2]&0x0F), binary.BigEndian.Uint16(q), now)
 }
 
-// packForCache packs m without its per-hop records, with ID 0 and AA clear (as fill makes them).
+// packForCache packs m without its per-hop records; fill sets the stored header's ID and flags.
 func packForCache(m *dns.Msg) ([]byte, error) {
 	if hasNilRecord(m) {
 		return nil, fmt.Errorf("%w: nil record", ErrBadMessage)
 	}
 	cp := dns.Msg{MsgHdr: m.MsgHdr, Compress: true, Question: m.Question, Answer: m.Answer, Ns: m.Ns}
-	cp.Id, cp.Authoritative, cp.Response = 0, false, true
 	cp.Extra = m.Extra
 	for i, rr := range m.Extra {
 		if perHop(rr) { // copy only when something must go: most replies have nothing but OPT

@@ -265,8 +265,10 @@ func skipName(msg []byte, off int) (int, bool) {
 	}
 }
 
-// keepaliveTimeout reads the edns-tcp-keepalive option (RFC 7828) from an OPT's RDATA: its TIMEOUT, 0
-// when the option has none.
+// keepaliveTimeout reads the edns-tcp-keepalive option (RFC 7828) from an OPT's RDATA: its TIMEOUT,
+// found only when the option carries one. RFC 7828 §3.3.2 has a server send a TIMEOUT in responses; an
+// option without one says nothing about the connection. CoreDNS 1.14 echoes the client's empty option
+// in every reply: taken for TIMEOUT 0 ("close now"), it cost a new connection per few queries.
 func keepaliveTimeout(rdata []byte) (timeout uint16, found bool) {
 	for len(rdata) >= 4 {
 		code, n := binary.BigEndian.Uint16(rdata), int(binary.BigEndian.Uint16(rdata[2:]))
@@ -277,7 +279,7 @@ func keepaliveTimeout(rdata []byte) (timeout uint16, found bool) {
 			if n >= 2 {
 				return binary.BigEndian.Uint16(rdata[4:]), true
 			}
-			return 0, true
+			return 0, false
 		}
 		rdata = rdata[4+n:]
 	}

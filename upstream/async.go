@@ -20,13 +20,13 @@ type Receiver = interface {
 // The query is written by the calling goroutine when the connection's writer is idle. With both, a
 // cache miss costs no thread wake-up in podns beyond the one for the reply: a thread blocked reading
 // clients can send a query upstream and go back to reading.
-func (c *Client) ExchangeAsync(m *dns.Msg, r Receiver) { c.exchangeAsync(m, r, false) }
+func (c *Client) ExchangeAsync(m *dns.Msg, r Receiver) { c.exchangeAsync(m, r, false, time.Time{}) }
 
 // Queue is ExchangeAsync for a caller with more queries to send at once: the query waits in its
 // connection's queue and is written at the caller's next Flush, in one write with the others queued
 // meanwhile. The caller must Flush soon: until then (or until another query on the connection is
 // written) the query waits, and its time runs.
-func (c *Client) Queue(m *dns.Msg, r Receiver) { c.exchangeAsync(m, r, true) }
+func (c *Client) Queue(m *dns.Msg, r Receiver) { c.exchangeAsync(m, r, true, time.Time{}) }
 
 // Flush writes the queries of Queue, from the calling goroutine as ExchangeAsync does.
 func (c *Client) Flush() {
@@ -56,19 +56,24 @@ func (c *Client) holdFor(cn *conn) {
 	c.heldMu.Unlock()
 }
 
-func (c *Client) exchangeAsync(m *dns.Msg, r Receiver, hold bool) {
+// exchangeAsync starts the one path every query takes: Exchange and ExchangeWire wait on it, ExchangeAsync
+// and Queue do not. The exchange must end by deadline (zero: Timeout from now).
+func (c *Client) exchangeAsync(m *dns.Msg, r Receiver, hold bool, deadline time.Time) {
 	c.stats.queries.Add(1)
 	c.stats.inFlight.Add(1)
 	start := c.cfg.Now()
-	cl, err := c.prepare(m, start, start.Add(c.cfg.Timeout))
+	if deadline.IsZero() {
+		deadline = start.Add(c.cfg.Timeout)
+	}
+	cl, err := c.prepare(m, start, deadline)
 	if err != nil {
-		r.Receive(nil, c.tally(m, start, nil, nil, err))
+		r.Receive(nil, c.tally(m, start, nil, err))
 		return
 	}
 	cl.recv, cl.hold = r, hold
 	cl.mode.Store(modeBusy)
 	if cl.timer == nil {
-		cl.timer = time.AfterFunc(time.Hour, func() { c.fire(cl) })
+		cl.timer = time.AfterFunc(time.Hour, func() { c.fireCounted(cl) })
 	}
 	cl.timer.Reset(c.nextWake(cl)) // before the send: once sent, another goroutine may finish cl
 	if err := c.send(cl, kindFirst); err != nil {
@@ -80,26 +85,41 @@ func (c *Client) exchangeAsync(m *dns.Msg, r Receiver, hold bool) {
 	}
 }
 
-// tell gives ev to its call: to the goroutine waiting in exchange or, when an async call is parked, to
-// the caller, which takes the call's turn and drives it: here with inline, else on a new goroutine.
-// tell reads no field of the call that finish resets: once ev is in, the call may be finished and
-// reused at any time, and a turn taken on a reused call finds nothing to do.
+// tell gives ev to its call. When the call is parked, the caller takes the call's turn and drives it:
+// here with inline, else on a new goroutine of the client's (here too once Close waits: the caller is
+// then one of the client's goroutines, which Close waits for). tell reads no field of the call that
+// finish resets: once ev is in, the call may be finished and reused at any time, and a turn taken on a
+// reused call finds nothing to do.
 func (c *Client) tell(cl *call, ev event, inline bool) {
 	cl.pending.Add(1) // before the send: a driver that takes ev must see it counted
 	cl.events <- ev
 	if !cl.mode.CompareAndSwap(modeParked, modeBusy) {
-		return // waited for, or driven already: the driver takes ev before it parks
+		return // driven already: the driver takes ev before it parks
 	}
-	if inline {
+	if inline || !c.spawn() {
 		c.drive(cl)
-	} else {
-		go c.drive(cl)
+		return
 	}
+	go func() {
+		defer c.wg.Done()
+		c.drive(cl)
+	}()
 }
 
-// fire is an async call's timer: the time of a hedge or the deadline came. A timer that fires as its
-// call finishes may find the call reused; the turn it takes then finds nothing due (tick compares the
-// times), and the call's own timer is set again.
+// fireCounted is a call's timer function: it runs on a goroutine of the runtime's, which Close waits
+// for like the client's own. Once Close waits, a timer does nothing: every call still in flight then
+// ends through its connections' closing (pool.shutdown).
+func (c *Client) fireCounted(cl *call) {
+	if !c.spawn() {
+		return
+	}
+	defer c.wg.Done()
+	c.fire(cl)
+}
+
+// fire: the time of a hedge or the deadline came. A timer that fires as its call finishes may find the
+// call reused; the turn it takes then finds nothing due (tick compares the times), and the call's own
+// timer is set again.
 func (c *Client) fire(cl *call) {
 	cl.fired.Store(true)
 	if cl.mode.CompareAndSwap(modeParked, modeBusy) {
@@ -107,15 +127,15 @@ func (c *Client) fire(cl *call) {
 	}
 }
 
-// drive does what exchange's loop would for an async call whose turn the caller holds: it takes the
-// events that came and the timer's firing, then parks the call, or concludes it.
+// drive takes, for a call whose turn the caller holds, the events that came and the timer's firing,
+// then parks the call, or concludes it.
 func (c *Client) drive(cl *call) {
 	for {
 		switch {
 		case cl.pending.Load() > 0:
 			ev := <-cl.events // counted before it was sent: here, or about to be
 			cl.pending.Add(-1)
-			if _, w, err, done := c.event(cl, ev, true); done {
+			if w, err, done := c.event(cl, ev); done {
 				c.conclude(cl, w, err)
 				return
 			}
@@ -133,7 +153,7 @@ func (c *Client) drive(cl *call) {
 	}
 }
 
-// park gives up the turn of an async call. It reports true when the caller took the turn back because
+// park gives up the turn of a call. It reports true when the caller took the turn back because
 // something came meanwhile, and must drive the call again; after false, the call is not the caller's
 // to touch.
 func (c *Client) park(cl *call) bool {
@@ -144,10 +164,10 @@ func (c *Client) park(cl *call) bool {
 	return cl.mode.CompareAndSwap(modeParked, modeBusy)
 }
 
-// conclude ends an async call with its outcome and tells its receiver.
+// conclude ends a call with its outcome and tells its receiver.
 func (c *Client) conclude(cl *call, w []byte, err error) {
 	cl.timer.Stop()
 	m, r, start := cl.m, cl.recv, cl.start
 	c.finish(cl)
-	r.Receive(w, c.tally(m, start, nil, w, err))
+	r.Receive(w, c.tally(m, start, w, err))
 }

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,10 +24,12 @@ const (
 	// it loses all four: 1 in 160 000.
 	maxHedges = 3
 	// maxFreeRetries: attempts that never reached the server (their dial
-	// failed, or they were pipelined past the server's per-connection query
-	// limit) are re-sent without using the re-send, a bounded number of
-	// times.
-	maxFreeRetries = 2
+	// failed or was too slow, they were pipelined past the server's
+	// per-connection query limit, or the server never acknowledged them) are
+	// re-sent without using the re-send, a bounded number of times: four, so
+	// that with one kube-dns pod of two black-holed behind the ClusterIP a
+	// query still finds the live pod with probability 1 - 1/32.
+	maxFreeRetries = 4
 	maxAttempts    = 1 + maxResends + maxHedges + maxFreeRetries
 )
 
@@ -40,7 +41,8 @@ const (
 )
 
 // event tells a call what became of one of its attempts: a reply (buf) or
-// the loss of its connection (err).
+// the loss of its connection (err). An event without entry ends the call's
+// wait for a connection (pool.wait): err is then set only at Close.
 type event struct {
 	e    *entry
 	c    *call
@@ -49,20 +51,20 @@ type event struct {
 	sent bool // the query may have reached the server before its connection failed
 }
 
-// call is one Exchange in progress. Its fields are touched by whoever holds the call: the Exchange
-// goroutine, or for an ExchangeAsync the goroutine whose turn it is (mode). The entries are guarded by
-// their connections' mutexes. Calls are pooled: finish leaves no reference to one anywhere.
+// call is one exchange in progress. No goroutine waits for it: the goroutine that brings it an event
+// (the reader of its reply) or its timer's firing takes its turn and drives it (Client.drive), and
+// its fields are touched only by whoever holds the turn (mode). The entries are guarded by their
+// connections' mutexes, waiting by the pool's. Calls are pooled: finish leaves no reference to one
+// anywhere.
 type call struct {
 	callState
-	events chan event // one event per attempt at most: never blocks a sender
+	events chan event // one event per attempt, and one for a wait, at most: never blocks a sender
 
-	// An ExchangeAsync call has no goroutine waiting: the goroutine that brings it an event (the
-	// reader of its reply) or its timer's firing takes its turn and drives it (Client.drive). These
-	// are reset one by one, as a late event's sender or a late timer may still touch them.
-	mode    atomic.Int32 // modeSync, or whose turn: modeBusy (someone drives it), modeParked (nobody)
+	// These are reset one by one, as a late event's sender or a late timer may still touch them.
+	mode    atomic.Int32 // whose turn: modeBusy (someone drives it), modeParked (nobody)
 	pending atomic.Int32 // events sent to events and not yet taken
 	fired   atomic.Bool  // the timer fired since the last look
-	timer   *time.Timer  // made with the pooled call, for its async uses
+	timer   *time.Timer  // made with the pooled call; its function takes the call's turn (fire)
 }
 
 // callState is what a call starts from zero with each use.
@@ -80,18 +82,24 @@ type callState struct {
 
 	m               *dns.Msg // the query asked
 	start, deadline time.Time
-	recv            Receiver // an ExchangeAsync's
+	recv            Receiver // told the outcome, once
 	hold            bool     // Queue's: the first attempt is written at Flush
+
+	// A call waits for a connection (pool.wait) when every connection it may use is busy and no
+	// more may be opened; the pool tells it (an event without entry) when one comes free.
+	waiting   *pool     // the pool whose line the call is in (its waiters, under its mu); nil when none
+	waitKind  uint8     // the kind of the attempt that waits
+	waitSince time.Time // when the wait began
+	rewait    bool      // the attempt was woken from a wait: if it must wait again, it goes first
 }
 
-// Turns of an ExchangeAsync call (call.mode).
+// Turns of a call (call.mode).
 const (
-	modeSync   int32 = iota // an Exchange goroutine waits on events
-	modeBusy                // a goroutine drives the async call
-	modeParked              // the async call waits for an event or its timer
+	modeBusy   int32 = iota // a goroutine drives the call
+	modeParked              // the call waits for an event or its timer
 )
 
-func newCall() any { return &call{events: make(chan event, maxAttempts)} }
+func newCall() any { return &call{events: make(chan event, maxAttempts+1)} }
 
 // tried reports whether an attempt of cl already went to cn.
 func (cl *call) tried(cn *conn) bool {
@@ -113,54 +121,6 @@ func (cl *call) index(e *entry) int {
 	return -1
 }
 
-// exchange runs one query: send, then wait for an answer, a lost
-// connection (re-send), the hedge time (ask again elsewhere), or the end.
-// With raw, the reply comes back in wire (answerWire) rather than as a message.
-func (c *Client) exchange(ctx context.Context, m *dns.Msg, start time.Time, raw bool) (*dns.Msg, []byte, error) {
-	// The ctx deadline is wall-clock time; the client works on its own
-	// clock (Config.Now), so carry over the time left, not the instant.
-	deadline := start.Add(c.cfg.Timeout)
-	d, ctxDeadline := ctx.Deadline()
-	if ctxDeadline {
-		deadline = start.Add(time.Until(d))
-	}
-	cl, err := c.prepare(m, start, deadline)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer c.finish(cl)
-	if err := c.send(cl, kindFirst); err != nil {
-		return nil, nil, err
-	}
-	timer := c.timer(c.nextWake(cl))
-	defer c.timers.Put(timer)
-	defer timer.Stop() // before Put: no value is left to deliver (Go ≥ 1.23 timers)
-	for {
-		select {
-		case ev := <-cl.events:
-			if r, w, err, done := c.event(cl, ev, raw); done {
-				return r, w, err
-			}
-		case <-timer.C:
-			if err := c.tick(cl); err != nil {
-				if ctxDeadline {
-					err = fmt.Errorf("%w: %w", err, context.DeadlineExceeded)
-				}
-				return nil, nil, err
-			}
-			timer.Reset(c.nextWake(cl))
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				c.timedOut(cl)
-				return nil, nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
-			}
-			return nil, nil, ctx.Err()
-		case <-c.stop:
-			return nil, nil, ErrClosed
-		}
-	}
-}
-
 // prepare packs m into a call from the pool, for an exchange that must end by deadline.
 func (c *Client) prepare(m *dns.Msg, start, deadline time.Time) (*call, error) {
 	if c.closed.Load() {
@@ -179,22 +139,39 @@ func (c *Client) prepare(m *dns.Msg, start, deadline time.Time) (*call, error) {
 }
 
 // event takes what became of one attempt: a reply ends the call (done), a lost connection re-sends
-// (retry), or ends it when nothing is left to wait for.
-func (c *Client) event(cl *call, ev event, raw bool) (r *dns.Msg, w []byte, err error, done bool) {
+// (retry), or ends it when nothing is left to wait for; the end of a wait for a connection sends the
+// attempt that waited.
+func (c *Client) event(cl *call, ev event) (w []byte, err error, done bool) {
 	cl.live--
+	if ev.e == nil {
+		return c.waited(cl, ev)
+	}
 	cl.told[cl.index(ev.e)] = true
 	if ev.err == nil {
-		if raw {
-			w, err = c.answerWire(cl, ev)
-		} else {
-			r, err = c.answer(cl, ev)
-		}
-		return r, w, err, true
+		w, err = c.answerWire(cl, ev)
+		return w, err, true
 	}
 	if err := c.retry(cl, ev); err != nil {
-		return nil, nil, err, true
+		return nil, err, true
 	}
-	return nil, nil, nil, false
+	return nil, nil, false
+}
+
+// waited ends cl's wait for a connection (pool.wait): a connection came free, so the attempt that
+// waited is sent now (or waits again, first in line); at Close the call fails.
+func (c *Client) waited(cl *call, ev event) (w []byte, err error, done bool) {
+	cl.waiting = nil
+	c.stats.waitNS.Add(int64(c.cfg.Now().Sub(cl.waitSince)))
+	if ev.err != nil {
+		return nil, ErrClosed, true
+	}
+	cl.rewait = true
+	err = c.send(cl, cl.waitKind)
+	cl.rewait = false
+	if err != nil && cl.live == 0 {
+		return nil, err, true
+	}
+	return nil, nil, false
 }
 
 // tick acts on the time: past the deadline the call fails (ErrTimeout); at a hedge time it is asked
@@ -218,15 +195,6 @@ func (c *Client) tick(cl *call) error {
 	return nil
 }
 
-// timer returns a pooled timer set to fire after d.
-func (c *Client) timer(d time.Duration) *time.Timer {
-	if t, ok := c.timers.Get().(*time.Timer); ok {
-		t.Reset(d)
-		return t
-	}
-	return time.NewTimer(d)
-}
-
 // nextWake is the time until the next hedge or the deadline.
 func (c *Client) nextWake(cl *call) time.Duration {
 	next := cl.deadline
@@ -240,9 +208,14 @@ func (c *Client) nextWake(cl *call) time.Duration {
 
 // send starts an attempt on the first server not down, in failover order;
 // the second and later hedges start from the server after the first
-// attempt's. An ExchangeAsync call writes its query itself (conn.writeNow):
-// waking the connection's writer goroutine would wake a thread.
+// attempt's. The calling goroutine writes the query itself (conn.writeNow):
+// waking the connection's writer goroutine would wake a thread. When every
+// connection the attempt may use is busy and no more may be opened, the
+// call waits for one (pool.wait) rather than fail: that counts as sent.
 func (c *Client) send(cl *call, kind uint8) error {
+	if cl.waiting != nil {
+		return nil // already in line for a connection: what it gets is the attempt
+	}
 	if cl.n == maxAttempts {
 		return ErrBusy
 	}
@@ -272,23 +245,26 @@ func (c *Client) send(cl *call, kind uint8) error {
 			continue
 		}
 		for range 3 { // a connection may close between pick and enqueue
-			cn := p.pick(cl, now)
+			cn, waiting := p.pick(cl, kind, now)
+			if waiting {
+				cl.live++
+				c.stats.waits.Add(1)
+				return nil
+			}
 			if cn == nil {
 				break
 			}
-			direct := cl.recv != nil
-			if cn.enqueue(cl, &cl.attempts[cl.n], now, !direct) {
+			if cn.enqueue(cl, &cl.attempts[cl.n], now, false) {
 				if cl.n == 0 {
 					cl.first = p.idx
 				}
 				cl.kinds[cl.n] = kind
 				cl.n++
 				cl.live++
-				switch {
-				case cl.hold:
+				if cl.hold {
 					cl.hold = false // a hedge or a re-send is written at once
 					c.holdFor(cn)
-				case direct:
+				} else {
 					cn.writeNow(now) // last: the reply may come as soon as it is written
 				}
 				return nil
@@ -297,20 +273,6 @@ func (c *Client) send(cl *call, kind uint8) error {
 	}
 	if c.closed.Load() {
 		return ErrClosed
-	}
-	return c.noConnErr()
-}
-
-// noConnErr tells apart servers with open connections, all full, from
-// servers with none that can be used now.
-func (c *Client) noConnErr() error {
-	for _, p := range c.pools {
-		p.mu.Lock()
-		n := len(p.conns)
-		p.mu.Unlock()
-		if n > 0 && !p.health.down() {
-			return ErrBusy
-		}
 	}
 	return fmt.Errorf("%w: no connection could be opened", ErrNoServer)
 }
@@ -347,69 +309,49 @@ func (c *Client) retry(cl *call, ev event) error {
 	return fmt.Errorf("%w: %w", ErrConnLost, ev.err)
 }
 
-// answer unpacks the reply of ev for the caller.
-func (c *Client) answer(cl *call, ev event) (*dns.Msg, error) {
-	defer c.rbufs.put(ev.buf)
-	r := new(dns.Msg)
-	if err := r.Unpack(*ev.buf); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
-	}
-	if r.Truncated {
-		return nil, ErrTruncated // RFC 7766 §6.2.2 leaves TC over TCP undefined
-	}
-	r.Id = cl.m.Id
-	cn := ev.e.cn
-	if opt := r.IsEdns0(); opt != nil {
-		for _, o := range opt.Option {
-			if ka, ok := o.(*dns.EDNS0_TCP_KEEPALIVE); ok {
-				cn.serverIdle(ka.Timeout)
-			}
-		}
-	}
-	c.answered(cl, ev)
-	return r, nil
-}
-
 // answerWire returns a copy of the reply of ev as it came, with m's ID and without its OPT record
 // (per hop: RFC 6891 §6.1.1), after reading the OPT's edns-tcp-keepalive. A reply whose OPT cannot
-// simply be cut off the end (not the last record, or with an extended RCODE) is unpacked and packed
-// again without it.
+// simply be cut off the end (not the last record, or with an extended RCODE), or that findOPT cannot
+// walk, is unpacked and packed again without it.
 func (c *Client) answerWire(cl *call, ev event) ([]byte, error) {
+	defer c.rbufs.put(ev.buf)
 	buf := *ev.buf
 	if len(buf) < headerLen {
-		c.rbufs.put(ev.buf)
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadReply, len(buf))
 	}
 	if binary.BigEndian.Uint16(buf[2:])&flagTC != 0 {
-		c.rbufs.put(ev.buf)
-		return nil, ErrTruncated
+		return nil, ErrTruncated // RFC 7766 §6.2.2 leaves TC over TCP undefined
 	}
 	opt, ok := findOPT(buf)
-	if !ok || opt.start >= 0 && (opt.end != len(buf) || opt.ttl>>24 != 0) {
-		r, err := c.answer(cl, ev) // puts the buffer back
-		if err != nil {
-			return nil, err
+	if ok && opt.start >= 0 {
+		if t, found := keepaliveTimeout(buf[opt.rdata:opt.end]); found {
+			ev.e.cn.serverIdle(t)
 		}
-		r.Extra = slices.DeleteFunc(slices.Clone(r.Extra), func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
+	}
+	var out []byte
+	if !ok || opt.start >= 0 && (opt.end != len(buf) || opt.ttl>>24 != 0) {
+		r := new(dns.Msg)
+		if err := r.Unpack(buf); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
+		}
+		r.Extra = slices.DeleteFunc(r.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
+		r.Id = cl.m.Id
 		w, err := r.Pack()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
 		}
-		return w, nil
-	}
-	n := len(buf)
-	if opt.start >= 0 {
-		if t, found := keepaliveTimeout(buf[opt.rdata:opt.end]); found {
-			ev.e.cn.serverIdle(t)
+		out = w
+	} else {
+		n := len(buf)
+		if opt.start >= 0 {
+			n = opt.start
 		}
-		n = opt.start
-	}
-	out := make([]byte, n)
-	copy(out, buf)
-	c.rbufs.put(ev.buf)
-	binary.BigEndian.PutUint16(out, cl.m.Id)
-	if opt.start >= 0 {
-		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])-1)
+		out = make([]byte, n)
+		copy(out, buf)
+		binary.BigEndian.PutUint16(out, cl.m.Id)
+		if opt.start >= 0 {
+			binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])-1)
+		}
 	}
 	c.answered(cl, ev)
 	return out, nil
@@ -470,6 +412,9 @@ func contains(ps []*pool, p *pool) bool {
 // pool. After it, no connection refers to cl or reads cl.wire.
 func (c *Client) finish(cl *call) {
 	owed := 0
+	if p := cl.waiting; p != nil && !p.unwait(cl) {
+		owed++ // the pool took it out of line: its event is on its way
+	}
 	for i := range cl.n {
 		if !cl.told[i] && !cl.attempts[i].cn.cancel(cl, &cl.attempts[i]) {
 			owed++
@@ -483,6 +428,6 @@ func (c *Client) finish(cl *call) {
 	c.qbufs.put(cl.wireBuf)
 	cl.callState = callState{}
 	cl.pending.Store(0) // every event of this use was taken: no sender is left to count one
-	cl.mode.Store(modeSync)
+	cl.mode.Store(modeBusy)
 	c.calls.Put(cl)
 }

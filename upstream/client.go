@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,15 +32,14 @@ const (
 // Client sends queries to the upstream servers over persistent, pipelined
 // TCP connections. It is safe for concurrent use.
 type Client struct {
-	cfg    Config // defaults applied; never changes after New
-	log    zerolog.Logger
-	pools  []*pool // one per Config.Servers, in order
-	stats  counters
-	qbufs  *bufPool
-	rbufs  *bufPool
-	calls  sync.Pool // *call
-	timers sync.Pool // *time.Timer, stopped
-	epoch  time.Time // the client clock counts ns from here; 0 means never
+	cfg   Config // defaults applied; never changes after New
+	log   zerolog.Logger
+	pools []*pool // one per Config.Servers, in order
+	stats counters
+	qbufs *bufPool
+	rbufs *bufPool
+	calls sync.Pool // *call
+	epoch time.Time // the client clock counts ns from here; 0 means never
 
 	heldMu sync.Mutex
 	held   []*conn // connections with queries of Queue to write at Flush
@@ -49,7 +49,10 @@ type Client struct {
 	stop      chan struct{} // closed by Close
 	closed    atomic.Bool
 	closeOnce sync.Once
-	wg        sync.WaitGroup // every goroutine the client starts
+
+	gmu    sync.Mutex     // guards sealed; orders every wg.Add before Close's wg.Wait
+	sealed bool           // Close waits: no goroutine may start
+	wg     sync.WaitGroup // every goroutine the client starts, and every timer function running
 }
 
 // New validates cfg and starts dialing the first server (New does not wait
@@ -74,7 +77,7 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 	}
 	now := c.nowNS()
 	c.pools[0].lastUsed.Store(now)
-	c.pools[0].warm(now)
+	c.pools[0].warm(now, dialDemand)
 	c.wg.Add(1)
 	go c.janitor()
 	return c, nil
@@ -83,39 +86,69 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 // nowNS is the client clock: ns since epoch, always > 0.
 func (c *Client) nowNS() int64 { return int64(c.cfg.Now().Sub(c.epoch)) }
 
-// Exchange sends m and returns the matching reply, with reply.Id == m.Id.
-// m is never modified. The ctx deadline (or Timeout when it has none)
-// bounds everything, re-sends and hedges included. A SERVFAIL reply is a
-// reply, not an error. Errors wrap ErrTimeout, ErrNoServer, ErrBusy,
-// ErrConnLost, ErrBadReply, ErrTruncated, ErrBadQuery, ErrClosed, or the
-// ctx's error when it was canceled.
+// Exchange sends m and returns the matching reply, with reply.Id == m.Id and without the reply's OPT
+// record (per hop: RFC 6891 §6.1.1). m is never modified. The ctx deadline (or Timeout when it has
+// none) bounds everything, re-sends and hedges included. A SERVFAIL reply is a reply, not an error.
+// Errors wrap ErrTimeout, ErrNoServer, ErrBusy, ErrConnLost, ErrBadReply, ErrTruncated, ErrBadQuery,
+// ErrClosed, or the ctx's error when it was canceled.
 func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
-	r, _, err := c.counted(ctx, m, false)
-	return r, err
+	w, err := c.ExchangeWire(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(w); err != nil {
+		return nil, queryErr(m, fmt.Errorf("%w: %w", ErrBadReply, err))
+	}
+	return r, nil
 }
 
-// ExchangeWire is Exchange returning the reply in wire form, without the OPT record (which is per
-// hop): for a caller that keeps replies in wire form, a reply that needs no unpacking.
+// ExchangeWire is Exchange returning the reply in wire form: for a caller that keeps replies in wire
+// form, a reply that needs no unpacking. It waits on the same path as ExchangeAsync: a canceled ctx
+// returns at once, and the exchange it leaves ends by itself by its deadline.
 func (c *Client) ExchangeWire(ctx context.Context, m *dns.Msg) ([]byte, error) {
-	_, w, err := c.counted(ctx, m, true)
-	return w, err
+	var deadline time.Time
+	d, ctxDeadline := ctx.Deadline()
+	if ctxDeadline {
+		// The ctx deadline is wall-clock time; the client works on its own clock (Config.Now), so
+		// carry over the time left, not the instant.
+		deadline = c.cfg.Now().Add(time.Until(d))
+	}
+	wr := &waitReceiver{done: make(chan struct{})}
+	c.exchangeAsync(m, wr, false, deadline)
+	select {
+	case <-wr.done:
+		if ctxDeadline && errors.Is(wr.err, ErrTimeout) {
+			return nil, fmt.Errorf("%w: %w", wr.err, context.DeadlineExceeded)
+		}
+		return wr.w, wr.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The exchange ends by the same deadline, and counts itself.
+			return nil, queryErr(m, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err()))
+		}
+		c.stats.canceled.Add(1)
+		return nil, queryErr(m, ctx.Err())
+	}
 }
 
-// counted is exchange with the client's counters, and its errors naming the query.
-func (c *Client) counted(ctx context.Context, m *dns.Msg, raw bool) (*dns.Msg, []byte, error) {
-	c.stats.queries.Add(1)
-	c.stats.inFlight.Add(1)
-	start := c.cfg.Now()
-	r, w, err := c.exchange(ctx, m, start, raw)
-	return r, w, c.tally(m, start, r, w, err)
+// waitReceiver hands an exchange's outcome to the goroutine waiting in ExchangeWire.
+type waitReceiver struct {
+	w    []byte
+	err  error
+	done chan struct{} // closed once w and err are set
+}
+
+func (r *waitReceiver) Receive(w []byte, err error) {
+	r.w, r.err = w, err
+	close(r.done)
 }
 
 // tally counts the outcome of an exchange of m that began at start and returns its error, naming the
 // query.
-func (c *Client) tally(m *dns.Msg, start time.Time, r *dns.Msg, w []byte, err error) error {
+func (c *Client) tally(m *dns.Msg, start time.Time, w []byte, err error) error {
 	c.stats.inFlight.Add(-1)
-	servfail := r != nil && r.Rcode == dns.RcodeServerFailure ||
-		len(w) >= headerLen && int(w[3]&rcodeMask) == dns.RcodeServerFailure
+	servfail := len(w) >= headerLen && int(w[3]&rcodeMask) == dns.RcodeServerFailure
 	c.count(servfail, err, start)
 	if err != nil {
 		return queryErr(m, err)
@@ -174,7 +207,8 @@ func (c *Client) count(servfail bool, err error, start time.Time) {
 }
 
 // Close fails the calls in flight with ErrClosed, closes every connection
-// and waits for every goroutine of the client. It is idempotent.
+// and waits for every goroutine of the client, timers' functions included:
+// no Receive is called after it returns. It is idempotent.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
@@ -183,9 +217,24 @@ func (c *Client) Close() error {
 		for _, p := range c.pools {
 			p.shutdown()
 		}
+		c.gmu.Lock()
+		c.sealed = true
+		c.gmu.Unlock()
 		c.wg.Wait()
 	})
 	return nil
+}
+
+// spawn counts a goroutine about to start in wg, and reports false once Close waits: the caller then
+// does the work itself or, for a timer, has nothing left to do.
+func (c *Client) spawn() bool {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	if c.sealed {
+		return false
+	}
+	c.wg.Add(1)
+	return true
 }
 
 // Healthy reports whether some server is up: it connected or answered

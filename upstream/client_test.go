@@ -60,7 +60,17 @@ func TestCoalescedWrite(t *testing.T) {
 			return g, nil
 		},
 	})
+	// Queries share a connection only on a server that answers out of order: on a serial one each
+	// would wait behind the first (TestSerialNoPipelining).
+	c.pools[0].reorders.Store(true)
 	g := <-gc
+	t.Cleanup(func() { // before the client's Close, which waits for the writer
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	})
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	exchange := func(name string, qtype uint16) {
@@ -276,18 +286,36 @@ func TestKeepalive(t *testing.T) {
 }
 
 // TestKeepaliveZero: TIMEOUT 0 asks the client to close once its queries
-// are answered (RFC 7828 §3.3.2).
+// are answered (RFC 7828 §3.3.2); an option without TIMEOUT (CoreDNS 1.14
+// echoes the client's) says nothing, and the connection stays.
 func TestKeepaliveZero(t *testing.T) {
-	fs := startFake(t, script{answer: func(q *dns.Msg) *dns.Msg {
-		r := answerFor(q, &script{})
-		r.SetEdns0(1232, false)
-		o := r.IsEdns0()
-		o.Option = append(o.Option, &dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE})
-		return r
-	}})
-	c := newTestClient(t, Config{Servers: []string{fs.addr}, ConnsPerServer: 1})
-	requireAllAnswered(t, runQueries(t, c, 3, 1, time.Second))
-	waitFor(t, func() bool { return fs.clientEOF.Load() >= 3 })
+	withOption := func(data []byte) script {
+		return script{serial: true, answer: func(q *dns.Msg) *dns.Msg {
+			r := answerFor(q, &script{})
+			r.SetEdns0(1232, false)
+			o := r.IsEdns0()
+			// EDNS0_LOCAL: miekg/dns packs a TIMEOUT of 0 as an option without one.
+			o.Option = append(o.Option, &dns.EDNS0_LOCAL{Code: dns.EDNS0TCPKEEPALIVE, Data: data})
+			return r
+		}}
+	}
+	t.Run("timeout 0", func(t *testing.T) {
+		fs := startFake(t, withOption([]byte{0, 0}))
+		c := newTestClient(t, Config{Servers: []string{fs.addr}, ConnsPerServer: 1})
+		requireAllAnswered(t, runQueries(t, c, 3, 1, time.Second))
+		waitFor(t, func() bool { return fs.clientEOF.Load() >= 3 })
+	})
+	t.Run("no timeout", func(t *testing.T) {
+		fs := startFake(t, withOption(nil))
+		c := newTestClient(t, Config{Servers: []string{fs.addr}, ConnsPerServer: 1})
+		requireAllAnswered(t, runQueries(t, c, 50, 1, time.Second))
+		if got := c.Stats().ConnsOpened; got != 1 {
+			t.Errorf("got %d connections opened for 50 sequential queries, want 1", got)
+		}
+		if got := fs.clientEOF.Load(); got != 0 {
+			t.Errorf("got %d connections closed by the client, want 0", got)
+		}
+	})
 }
 
 // TestMaxAge: connections retire at MaxAge (with jitter) without losing
@@ -404,10 +432,12 @@ func TestHealthy(t *testing.T) {
 	})
 	t.Run("refused", func(t *testing.T) {
 		c := newTestClient(t, Config{Servers: []string{closedPort(t)}})
-		for range 5 {
+		// Each query dials (no connection is kept warm for a server that refuses them), within the
+		// redial backoff; three failed dials in a row mark the server down.
+		waitFor(t, func() bool {
 			c.Exchange(context.Background(), query("x.test.", dns.TypeA))
-		}
-		waitFor(t, func() bool { return !c.Healthy() && c.Stats().Servers[0].Down })
+			return !c.Healthy() && c.Stats().Servers[0].Down
+		})
 	})
 }
 
@@ -417,7 +447,7 @@ func TestIDs(t *testing.T) {
 	c := newTestClient(t, Config{Servers: []string{closedPort(t)}, MaxInFlight: maxInFlightLimit,
 		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) { <-ctx.Done(); return nil, ctx.Err() }})
 	p := c.pools[0]
-	cn := newConn(p, 99, c.nowNS()) // stays dialing: nothing is written
+	cn := newConn(p, 99, c.nowNS(), dialDemand) // stays dialing: nothing is written
 	cl := &call{callState: callState{wire: []byte{0, 12, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}}}
 	seen := map[uint16]bool{}
 	sequential := 0

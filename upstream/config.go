@@ -15,23 +15,29 @@ type Config struct {
 	// failover order. Required, non-empty.
 	Servers []string
 
-	// ConnsPerServer is the number of connections kept open to a server in
-	// use (PODNS_UPSTREAM_CONNS). Default 2.
+	// ConnsPerServer is the number of connections dialed when the client
+	// starts, and dialed again in place of one retired (max age, query
+	// limit) or lost while the server is in use (PODNS_UPSTREAM_CONNS).
+	// More open on demand; any connection idle for IdleTimeout closes and is
+	// not replaced, so a quiet pod holds none. Default 1.
 	ConnsPerServer int
 
 	// MaxConnsPerServer bounds the connections to one server that take
-	// queries, counting the extra ones opened when every connection is busy
-	// behind a slow answer of a serial server (CoreDNS answers one query of
-	// a connection at a time). Connections being retired (max age, query
-	// limit) wait only for their last answers and are not counted, so at
-	// most twice as many are open. Default 4 × ConnsPerServer.
+	// queries (PODNS_UPSTREAM_MAX_CONNS). CoreDNS answers a connection's
+	// queries one at a time, so a query goes to a connection with nothing
+	// outstanding, or a new one: the bound is how many queries may be
+	// outstanding behind slow answers (CoreDNS forwards to the outside: up to
+	// 2 s) before the next waits for a connection to come free. Default 64:
+	// twice the ~30 slow answers outstanding at 2,000 queries/s with 5% of
+	// them 300 ms late, and at the cluster DNS at most 64 goroutines and
+	// sockets for one pod. Connections being retired wait only for their
+	// last answers and are not counted, so at most twice as many are open.
 	MaxConnsPerServer int
 
-	// MaxInFlight caps the queries outstanding on one connection. Default 32:
-	// a serial server makes every query queued behind a slow one wait, so a
-	// deep queue only adds latency; 32 also bounds how many queries must be
-	// re-sent when a connection dies and keeps ID collisions rare (32/65536),
-	// while 2 connections × 32 is far above a pod's usual burst of misses.
+	// MaxInFlight caps the queries outstanding on one connection of a server
+	// seen answering out of order (Knot, Unbound), which shares connections.
+	// Default 32: it bounds how many queries must be re-sent when a
+	// connection dies and keeps ID collisions rare (32/65536).
 	MaxInFlight int
 
 	// Timeout bounds an Exchange whose ctx has no deadline. Default 2s.
@@ -67,13 +73,14 @@ type Config struct {
 
 // Defaults for the zero values of Config; each is explained on its field.
 const (
-	defaultConnsPerServer = 2
-	defaultMaxInFlight    = 32
-	defaultTimeout        = 2 * time.Second
-	defaultHedgeAfter     = 500 * time.Millisecond
-	defaultIdleTimeout    = 5 * time.Second
-	defaultMaxAge         = 5 * time.Minute
-	defaultDialTimeout    = time.Second
+	defaultConnsPerServer    = 1
+	defaultMaxConnsPerServer = 64
+	defaultMaxInFlight       = 32
+	defaultTimeout           = 2 * time.Second
+	defaultHedgeAfter        = 500 * time.Millisecond
+	defaultIdleTimeout       = 5 * time.Second
+	defaultMaxAge            = 5 * time.Minute
+	defaultDialTimeout       = time.Second
 
 	// maxInFlightLimit keeps the random ID search fast: with at most 4096 of
 	// 65536 IDs taken, a random pick is free with probability ≥ 15/16.
@@ -125,7 +132,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.ConnsPerServer = defaultConnsPerServer
 	}
 	if cfg.MaxConnsPerServer == 0 {
-		cfg.MaxConnsPerServer = 4 * cfg.ConnsPerServer
+		cfg.MaxConnsPerServer = max(defaultMaxConnsPerServer, cfg.ConnsPerServer)
 	}
 	if cfg.MaxConnsPerServer < cfg.ConnsPerServer {
 		return cfg, fmt.Errorf("%w: MaxConnsPerServer %d < ConnsPerServer %d", ErrConfig, cfg.MaxConnsPerServer, cfg.ConnsPerServer)

@@ -60,6 +60,8 @@ type entry struct {
 type conn struct {
 	p       *pool
 	seq     uint64
+	reason  int           // why it was dialed (dialDemand...)
+	born    int64         // when the dial began (client clock)
 	expires int64         // when MaxAge (with jitter) retires it
 	closing chan struct{} // closed on close; stops the writer
 	wake    chan struct{} // cap 1: the queue is not empty
@@ -90,12 +92,15 @@ type conn struct {
 	answered   int      // replies matched to an entry
 	reads      int64    // frames read, matched or not
 	lastActive int64    // last enqueue or reply: the idle clock
+	slow       bool     // the dial took longer than slowDialAfter: its queries went elsewhere
 }
 
-func newConn(p *pool, seq uint64, now int64) *conn {
+func newConn(p *pool, seq uint64, now int64, reason int) *conn {
 	cn := &conn{
 		p:        p,
 		seq:      seq,
+		reason:   reason,
+		born:     now,
 		expires:  now + int64(jitterAge(p.c.cfg.MaxAge)),
 		closing:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
@@ -125,8 +130,9 @@ func (cn *conn) run(ctx context.Context) {
 		cn.p.dialDone(nil)
 		return
 	}
-	cn.p.dialDone(nil)
 	c.stats.connsOpened.Add(1)
+	c.stats.openedBy[cn.reason].Add(1)
+	cn.p.dialDone(nil)
 	c.wg.Add(1) // this goroutine holds the group above zero
 	go cn.readLoop(nc)
 	if err := cn.writeLoop(nc); err != nil {
@@ -245,6 +251,7 @@ func (cn *conn) writeNow(now int64) {
 // so its ID is not reused while the server may still answer it and so
 // that it still counts against a serial server yet to work through it.
 func (cn *conn) cancel(cl *call, e *entry) bool {
+	freed := false
 	cn.mu.Lock()
 	if cn.inflight[e.id] != e || e.c != cl {
 		cn.mu.Unlock()
@@ -258,6 +265,7 @@ func (cn *conn) cancel(cl *call, e *entry) bool {
 			cn.queue = slices.Delete(cn.queue, i, i+1)
 			cn.queued.Store(int32(len(cn.queue)))
 		}
+		freed = true
 	case e.overtaken && !cn.p.reorders.Load():
 		cn.drop(e) // a serial server answered later queries: it skipped this one
 	default:
@@ -268,6 +276,8 @@ func (cn *conn) cancel(cl *call, e *entry) bool {
 	cn.mu.Unlock()
 	if done {
 		cn.close(errDrained, false)
+	} else if freed && cn.p.waiting.Load() > 0 {
+		cn.p.release(false)
 	}
 	return true
 }
@@ -446,17 +456,20 @@ func (cn *conn) deliver(bp *[]byte, now int64) {
 	if cl != nil {
 		cn.live--
 	}
-	cn.load.Store(int32(len(cn.inflight)))
+	load := int32(len(cn.inflight))
+	cn.load.Store(load)
 	done := cn.drained()
 	cn.mu.Unlock()
 	if cl == nil {
 		c.stats.lateReplies.Add(1)
 		c.rbufs.put(bp)
 	} else {
-		c.tell(cl, event{e: e, buf: bp}, true) // an async call is answered here
+		c.tell(cl, event{e: e, buf: bp}, true) // the call is answered here
 	}
 	if done {
 		cn.close(fmt.Errorf("closing connection to %s: %w", cn.p.addr, errDrained), false)
+	} else if cn.p.waiting.Load() > 0 && (load == 0 || cn.p.reorders.Load() && load < int32(c.cfg.MaxInFlight)) {
+		cn.p.release(true) // the connection is free: the first call in line takes it from here
 	}
 }
 
@@ -534,12 +547,14 @@ func (cn *conn) close(reason error, serverClosed bool) {
 	}
 	info := closeInfo{serverClosed: serverClosed, answered: cn.answered, gap: now - cn.lastRead.Load()}
 	var failed []event
+	// A server that acknowledged nothing of them never read them: re-sending them is not their re-send.
+	unread := errors.Is(reason, errSilentPeer)
 	for _, e := range cn.inflight {
 		if e.sentAt != 0 {
 			info.written++
 		}
 		if e.c != nil {
-			failed = append(failed, event{e: e, err: reason, sent: e.sentAt != 0, c: e.c})
+			failed = append(failed, event{e: e, err: reason, sent: e.sentAt != 0 && !unread, c: e.c})
 		}
 	}
 	clear(cn.inflight)
@@ -591,20 +606,27 @@ func (cn *conn) serverIdle(timeout uint16) {
 	cn.idleLimit.Store(int64(min(cn.p.c.cfg.IdleTimeout, d-d/4)))
 }
 
-// maintain retires the connection when idle, too old or stalled, and
-// forgets orphans nobody will answer. Called by the janitor.
+// maintain retires the connection when idle, too old or stalled, closes it when its server went
+// silent, gives the queries of a slow dial to other connections, and forgets orphans nobody will
+// answer. Called by the janitor.
 func (cn *conn) maintain(now int64, stallAfter time.Duration) {
 	limit := cn.p.queryLimit(now)
 	cn.mu.Lock()
 	st := cn.state.Load()
-	if st == stDialing || st == stClosed {
+	if st == stDialing {
+		cn.checkDial(now) // unlocks
+		return
+	}
+	if st == stClosed {
 		cn.mu.Unlock()
 		return
 	}
 	var reason error
+	suspect := false
 	if h := cn.head; h != nil && now-h.sentAt > int64(stallAfter) && cn.reads == h.readsAt {
 		reason = errStalled
 	} else {
+		suspect = h != nil && now-h.sentAt > int64(silentPeerAfter) && cn.direct != nil
 		cn.expireOrphans(now, stallAfter)
 		if st == stReady && (now >= cn.expires || limit > 0 && cn.accepted.Load() >= limit) {
 			st = stDraining
@@ -619,12 +641,44 @@ func (cn *conn) maintain(now int64, stallAfter time.Duration) {
 		}
 	}
 	cn.mu.Unlock()
+	if reason == nil && suspect && cn.direct.unacked() {
+		reason = errSilentPeer
+		cn.p.c.stats.silentPeers.Add(1)
+		cn.p.log.Warn().Uint64("conn", cn.seq).Msg("server stopped acknowledging queries: closing the connection, its queries go to others")
+	}
 	if reason == errStalled {
 		cn.p.c.stats.stalls.Add(1)
 		cn.p.failure()
 	}
 	if reason != nil {
 		cn.close(fmt.Errorf("closing connection to %s: %w", cn.p.addr, reason), false)
+	}
+}
+
+// checkDial gives the queries queued on a dial slower than slowDialAfter back to their calls as never
+// sent, so that they go to other connections; the dial goes on. Called with mu held; unlocks it.
+func (cn *conn) checkDial(now int64) {
+	if cn.slow || now-cn.born <= int64(slowDialAfter) {
+		cn.mu.Unlock()
+		return
+	}
+	cn.slow = true
+	var moved []event
+	for _, e := range cn.queue {
+		delete(cn.inflight, e.id)
+		if e.c != nil {
+			cn.live--
+			moved = append(moved, event{e: e, c: e.c, err: errSlowDial})
+		}
+	}
+	clear(cn.queue)
+	cn.queue = cn.queue[:0]
+	cn.queued.Store(0)
+	cn.load.Store(int32(len(cn.inflight)))
+	cn.mu.Unlock()
+	cn.p.c.stats.slowDials.Add(1)
+	for _, ev := range moved {
+		cn.p.c.tell(ev.c, ev, false)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"net"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // directFD writes to a connection's socket from any goroutine without the network poller: one
@@ -55,4 +57,18 @@ func (d *directFD) write(b []byte) (n int, err error) {
 		return 0, nil
 	}
 	return 0, d.errno
+}
+
+// unacked reports whether the server's TCP has not acknowledged everything written on the socket
+// (TCP_INFO's unacked segments): a server gone silent behind a ClusterIP acknowledges nothing, a slow
+// one acknowledges the query long before it answers. Called by the janitor, never on a query's path.
+func (d *directFD) unacked() bool {
+	var n uint32
+	ok := false
+	_ = d.rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			n, ok = info.Unacked, true
+		}
+	})
+	return ok && n > 0
 }

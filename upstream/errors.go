@@ -15,8 +15,10 @@ var (
 	// ErrNoServer: no server can take the query now (all down, or none
 	// could be dialed).
 	ErrNoServer = errors.New("upstream: no server available")
-	// ErrBusy: every connection of every usable server is at its in-flight
-	// cap and no more connections may be opened.
+	// ErrBusy: the query used up its attempts (re-sends, hedges, retries
+	// of attempts that never reached a server) without an answer or a
+	// failure to report. A query that finds every connection busy waits for
+	// one, within its deadline: it fails with ErrTimeout if none comes free.
 	ErrBusy = errors.New("upstream: all connections full")
 	// ErrConnLost: the connection carrying the query closed and the one
 	// re-send allowed was lost too (RFC 7766 §6.2.4).
@@ -37,4 +39,8 @@ var (
 	errIdle     = errors.New("idle")
 	errDrained  = errors.New("retired")
 	errShutdown = errors.New("client closing")
+	// errSilentPeer: the server's TCP acknowledged none of a query for silentPeerAfter.
+	errSilentPeer = errors.New("server acknowledges nothing")
+	// errSlowDial: the attempt's connection took longer than slowDialAfter to open.
+	errSlowDial = errors.New("dial too slow")
 )

@@ -58,8 +58,11 @@ func TestFaults(t *testing.T) {
 			},
 		},
 		{
+			// Queries share connections only when every one is held by a slow answer: two
+			// connections, each answer 20 ms late, force it, and the pool sees the server reorder.
 			name: "out of order",
 			s:    script{reverseBatch: 4},
+			cfg:  Config{MaxConnsPerServer: 2},
 			check: func(t *testing.T, st Stats, _ *fakeServer) {
 				if !st.Servers[0].Reorders {
 					t.Errorf("got Reorders false, want true")

@@ -38,6 +38,13 @@ func (h *health) success() bool {
 	return h.state.Swap(healthUp) == healthDown
 }
 
+// connected records a dial that succeeded: a server not heard from yet is up, but a connect says
+// nothing of answers, so it does not clear a run of unanswered queries (a server that accepts
+// connections and answers nothing still goes down).
+func (h *health) connected() bool {
+	return h.state.CompareAndSwap(healthUnknown, healthUp)
+}
+
 // failure records a failed dial or an unanswered query; it reports whether
 // the server just went down.
 func (h *health) failure() bool {

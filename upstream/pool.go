@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,15 +19,45 @@ const (
 	dialBackoffBase = 50 * time.Millisecond
 	dialBackoffMax  = 2 * time.Second
 	// minBusyAfter: on loopback or in-cluster a fast answer takes well under
-	// a millisecond; silence for longer with a query outstanding means a
-	// serial server is on a slow one.
+	// a millisecond; silence for longer with a query outstanding means the
+	// server is on a slow one.
 	minBusyAfter = time.Millisecond
-	// maxGrowDials bounds concurrent dials beyond ConnsPerServer: enough to
-	// follow a burst, few enough not to flood a struggling server.
-	maxGrowDials = 2
+	// maxGrowDials bounds the dials in progress to one server: a burst of
+	// queries that finds every connection busy opens this many at once and
+	// waits for them (a handshake in-cluster takes well under a millisecond),
+	// without a SYN flood at a server that struggles.
+	maxGrowDials = 8
+	// slowDialAfter: a dial not done after this long (a kube-dns pod that
+	// went silent behind the ClusterIP swallows the SYN; the kernel would
+	// retry it only after 1 s) gives its queries to other connections, and
+	// new queries avoid it, while it goes on until DialTimeout.
+	slowDialAfter = 100 * time.Millisecond
+	// silentPeerAfter: a query written this long ago whose bytes the
+	// server's TCP has not acknowledged means the server is gone (delayed
+	// ACKs wait at most 200 ms on Linux, TCP_DELACK_MAX; a slow answer is
+	// acknowledged long before it is sent). Its connection closes and its
+	// queries go elsewhere as never sent. Linux only (TCP_INFO).
+	silentPeerAfter = 250 * time.Millisecond
+)
+
+// Why a connection was opened, for the metrics.
+const (
+	dialDemand      = iota // a query found no connection free: the pool grows with the load
+	dialReplacement        // one in use closed on a failure (reset, stall, silent server)
+	dialRotation           // one retired at its maximum age or the server's query limit
+	numDialReasons
 )
 
 // pool holds the connections to one server and its health.
+//
+// The pool is made for a server that answers a connection's queries one at a time, in order
+// (CoreDNS, like every miekg/dns server): a query waiting behind another on such a connection waits
+// for that answer, which may be a forward to the outside of up to 2 s. So until a server is seen
+// answering out of order, a query goes to a connection with nothing outstanding (the one that
+// answered last, so that the connections a burst opened go idle and close after IdleTimeout), else
+// to a new one, up to MaxConnsPerServer; past that it waits, within its deadline, for the first
+// connection to come free (wait). A server seen answering out of order (Knot, Unbound) shares
+// connections, up to MaxInFlight queries each.
 type pool struct {
 	c    *Client
 	addr string
@@ -40,12 +71,13 @@ type pool struct {
 	limit      atomic.Int32 // learned queries-per-connection limit; 0: none
 	limitUntil atomic.Int64
 	limitCand  atomic.Int32 // a limit seen once, waiting for confirmation
+	waiting    atomic.Int32 // len(waiters), read without the lock on every answer
 
 	mu          sync.Mutex // guards the fields below
 	conns       []*conn    // dialing, ready or draining
+	waiters     []*call    // calls waiting for a connection, first in line first
 	peak        int        // most connections at once
 	seq         uint64     // numbers connections for logs
-	rr          int        // rotates the scan, spreading load over idle connections
 	dialing     int
 	dialFails   int
 	nextDialAt  int64
@@ -55,19 +87,20 @@ type pool struct {
 	closed      bool
 }
 
-// pick returns the connection for cl's next attempt, dialing one when that
-// helps; nil when none of this server's connections can take it.
+// pick returns the connection for cl's next attempt (of kind), dialing one
+// when that helps. With no connection for it, it puts cl in line for the
+// first one to come free (waiting) when some connection is open or dialing;
+// otherwise it returns nil: nothing of this server can take the query.
 //
 // Preference: a connection with an unwritten batch of a server known to
-// answer out of order (the A and AAAA leave in one write); an idle one; for
-// an out-of-order server, the least loaded; otherwise (a serial server, or
-// one not yet seen reordering) a new connection is opened, up to
-// MaxConnsPerServer, and the query goes to a dialing connection with nothing
-// queued, else to the least loaded connection that is answering, else to a
-// dialing one. A connection whose server has been silent for busyAfter with
-// a query outstanding comes last: on a serial server everything sent there
-// waits behind a slow answer.
-func (p *pool) pick(cl *call, now int64) *conn {
+// answer out of order (the A and AAAA leave in one write); one with nothing
+// outstanding, the one that answered last first; for an out-of-order server,
+// the least loaded under half full; a dial in progress with nothing queued;
+// a new connection; for an out-of-order server, the least loaded with room.
+// A connection silent for busyAfter with a query outstanding, and a dial
+// slower than slowDialAfter, are chosen only when every connection is such
+// a one: a query there waits behind a slow answer or a silent server.
+func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 	p.lastUsed.Store(now)
 	limit := p.queryLimit(now)
 	busy := p.busyAfter()
@@ -77,81 +110,112 @@ func (p *pool) pick(cl *call, now int64) *conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil
+		return nil, false
 	}
 	k := p.scan(cl, now, limit, busy, reorders)
-	for ; k.usable < p.c.cfg.ConnsPerServer && p.canDial(now); k.usable++ {
-		if d := p.dial(now); k.fresh == nil { // dial ahead: keep ConnsPerServer open
-			k.fresh = d
-		}
-	}
 	switch {
 	case k.coalesce != nil:
-		return k.coalesce
+		return k.coalesce, false
 	case k.idle != nil:
-		return k.idle
+		return k.idle, false
 	case reorders && k.flow != nil && k.flow.load.Load() < half:
-		return k.flow
-	}
-	// A serial server answers a busy connection's queries one by one: a
-	// new connection costs one handshake, the busy one maybe a slow answer.
-	if p.dialing < maxGrowDials && p.canDial(now) {
-		if d := p.dial(now); k.fresh == nil {
-			k.fresh = d
-		}
-	}
-	switch {
+		return k.flow, false
 	case k.fresh != nil && k.fresh.load.Load() == 0:
-		return k.fresh
-	case k.flow != nil:
-		return k.flow
-	case k.fresh != nil:
-		return k.fresh
+		return k.fresh, false
 	}
-	return k.blocked
+	if p.dialing < maxGrowDials && p.canDial(now) {
+		return p.dial(now, dialDemand), false
+	}
+	if reorders && k.flow != nil {
+		return k.flow, false
+	}
+	if k.flow == nil && k.fresh == nil && p.dialing == 0 {
+		// Every connection is held by a slow or lost answer: waiting for one to come free would
+		// wait for those answers too. A serial server that dropped a query (or is slow on it)
+		// reads the next only after; the oldest is the likeliest to be done with.
+		return k.blocked, false
+	}
+	p.wait(cl, kind, now)
+	return nil, true
+}
+
+// wait puts cl in line for a connection. Called with mu held, on cl's turn.
+func (p *pool) wait(cl *call, kind uint8, now int64) {
+	cl.waiting, cl.waitKind = p, kind
+	if cl.rewait {
+		p.waiters = slices.Insert(p.waiters, 0, cl) // it was first in line: it stays so
+		p.waiting.Store(int32(len(p.waiters)))
+		return
+	}
+	cl.waitSince = p.c.cfg.Now()
+	p.waiters = append(p.waiters, cl)
+	p.waiting.Store(int32(len(p.waiters)))
+}
+
+// unwait takes cl out of line; false when release took it first (its event is on its way).
+func (p *pool) unwait(cl *call) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.Index(p.waiters, cl)
+	if i < 0 {
+		return false
+	}
+	p.waiters = slices.Delete(p.waiters, i, i+1)
+	p.waiting.Store(int32(len(p.waiters)))
+	return true
+}
+
+// release tells the first call in line that a connection may take it now (one came free, or may be
+// dialed): here with inline, else on a goroutine of the client's. The call picks again; if another
+// query took the connection first, it waits again, still first in line.
+func (p *pool) release(inline bool) {
+	p.mu.Lock()
+	if len(p.waiters) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	cl := p.waiters[0]
+	p.waiters = slices.Delete(p.waiters, 0, 1)
+	p.waiting.Store(int32(len(p.waiters)))
+	p.mu.Unlock()
+	p.c.tell(cl, event{c: cl}, inline)
 }
 
 // candidates are the connections a query may go to, by kind.
 type candidates struct {
 	coalesce *conn // has an unwritten batch, server reorders, under half full
-	idle     *conn // ready, nothing outstanding
+	idle     *conn // ready, nothing outstanding; the one that answered last
 	flow     *conn // least loaded of those answering
-	fresh    *conn // least loaded of those dialing
-	blocked  *conn // least loaded of those silent for busyAfter
-	usable   int   // connections dialing or ready, below the query limit
+	fresh    *conn // least loaded of those dialing, not yet slow
+	blocked  *conn // of those silent for busyAfter with a query outstanding, the one silent longest
 }
 
-// scan sorts the connections cl has not tried and that have room. The scan
-// starts one further each time, so ties spread over the connections and
-// none idles out under steady load. Called with mu held.
+// scan sorts the connections cl has not tried and that have room. Called
+// with mu held.
 func (p *pool) scan(cl *call, now int64, limit int32, busy time.Duration, reorders bool) candidates {
 	var k candidates
 	maxIn := int32(p.c.cfg.MaxInFlight)
 	less := func(a, b *conn) bool { return b == nil || a.load.Load() < b.load.Load() }
-	n := len(p.conns)
-	p.rr++
-	for i := range n {
-		cn := p.conns[(p.rr+i)%n]
+	for _, cn := range p.conns {
 		st := cn.state.Load()
 		if st != stReady && st != stDialing || limit > 0 && cn.accepted.Load() >= limit {
 			continue
 		}
-		k.usable++
 		load := cn.load.Load()
 		if load >= maxIn || cl.tried(cn) {
 			continue
 		}
 		switch {
 		case st == stDialing:
-			if less(cn, k.fresh) {
+			if now-cn.born < int64(slowDialAfter) && less(cn, k.fresh) {
 				k.fresh = cn
 			}
 		case load == 0:
-			if k.idle == nil {
+			if k.idle == nil || cn.lastRead.Load() > k.idle.lastRead.Load() {
 				k.idle = cn
 			}
 		case cn.blocked(now, busy):
-			if less(cn, k.blocked) {
+			if k.blocked == nil || cn.headSent.Load() < k.blocked.headSent.Load() {
 				k.blocked = cn
 			}
 		default:
@@ -186,9 +250,9 @@ func (p *pool) canDial(now int64) bool {
 
 // dial starts a connection in the dialing state; queries may queue on it at
 // once. Called with mu held, after canDial.
-func (p *pool) dial(now int64) *conn {
+func (p *pool) dial(now int64, reason int) *conn {
 	p.seq++
-	cn := newConn(p, p.seq, now)
+	cn := newConn(p, p.seq, now, reason)
 	p.conns = append(p.conns, cn)
 	p.peak = max(p.peak, len(p.conns))
 	p.dialing++
@@ -214,13 +278,15 @@ func (p *pool) dialDone(err error) {
 		p.c.stats.dialErrors.Add(1)
 		p.log.Debug().Err(err).Msg("dial failed")
 		p.failure()
-		return
+	} else {
+		p.health.connected()
 	}
-	p.success()
+	p.release(false) // a dial may start, or the new connection is free
 }
 
 // removed forgets a closed connection, learns the server's query limit
-// from how it closed, and dials a replacement ahead of need.
+// from how it closed, and dials a replacement ahead of need for one that
+// did not close for being idle.
 func (p *pool) removed(cn *conn, reason error, info closeInfo, now int64) {
 	p.mu.Lock()
 	if i := slices.Index(p.conns, cn); i >= 0 {
@@ -251,7 +317,14 @@ func (p *pool) removed(cn *conn, reason error, info closeInfo, now int64) {
 			o.retireAt(l)
 		}
 	}
-	p.warm(now)
+	switch {
+	case errors.Is(reason, errIdle), errors.Is(reason, errShutdown):
+	case errors.Is(reason, errDrained):
+		p.warm(now, dialRotation)
+	default:
+		p.warm(now, dialReplacement)
+	}
+	p.release(false) // a connection may be dialed in its place
 }
 
 // limitSeen returns the per-connection query limit a close reveals, or 0.
@@ -282,12 +355,14 @@ func (p *pool) queryLimit(now int64) int32 {
 	return l
 }
 
-// warm dials up to ConnsPerServer connections while the server is in use.
-// A pool idle for IdleTimeout lets its connections close and redials on
-// the next query: keeping idle connections open forever would cost every
-// pod a TCP handshake (and a conntrack entry) per IdleTimeout at the
-// cluster DNS.
-func (p *pool) warm(now int64) {
+// warm dials up to ConnsPerServer connections while the server is in use:
+// when the client starts, and in place of one that closed other than idle
+// (retired at its age or the server's limit, or lost). A connection idle for
+// IdleTimeout was not needed and is not replaced: the next query that finds
+// none free dials one (a round trip in-cluster), so a quiet pod holds no
+// connection and a pod with a few lookups a second holds one, instead of
+// costing the cluster DNS a handshake (and a conntrack entry) per IdleTimeout.
+func (p *pool) warm(now int64, reason int) {
 	if p.health.down() || now-p.lastUsed.Load() > int64(p.c.cfg.IdleTimeout) {
 		return
 	}
@@ -302,11 +377,13 @@ func (p *pool) warm(now int64) {
 		}
 	}
 	for ; usable < p.c.cfg.ConnsPerServer && p.canDial(now); usable++ {
-		p.dial(now)
+		p.dial(now, reason)
 	}
 }
 
-// maintain is the janitor's round for this server.
+// maintain is the janitor's round for this server: each connection's upkeep, probes of a down
+// server, and the calls in line woken to pick again (every event that frees a connection wakes one
+// call itself; this covers connections that a slow or lost answer holds, which free nothing).
 func (p *pool) maintain(now int64) {
 	p.mu.Lock()
 	conns := slices.Clone(p.conns)
@@ -315,8 +392,10 @@ func (p *pool) maintain(now int64) {
 	for _, cn := range conns {
 		cn.maintain(now, stallAfter)
 	}
-	p.warm(now)
 	p.maybeProbe(now)
+	for range p.waiting.Load() {
+		p.release(false)
+	}
 }
 
 // resting: no connection open or dialing and the server up, so the janitor has nothing to do here.
@@ -366,18 +445,24 @@ func (p *pool) shutdown() {
 	p.mu.Lock()
 	p.closed = true
 	conns := slices.Clone(p.conns)
+	waiters := p.waiters
+	p.waiters = nil
+	p.waiting.Store(0)
 	p.mu.Unlock()
 	for _, cn := range conns {
 		cn.close(errShutdown, false)
+	}
+	for _, cl := range waiters {
+		p.c.tell(cl, event{c: cl, err: errShutdown}, false)
 	}
 }
 
 func (p *pool) stats() ServerStats {
 	p.mu.Lock()
-	n, peak := len(p.conns), p.peak
+	n, peak, waiting := len(p.conns), p.peak, len(p.waiters)
 	p.mu.Unlock()
 	return ServerStats{
 		Addr: p.addr, Up: p.health.up(), Down: p.health.down(), Conns: n, PeakConns: peak,
-		Reorders: p.reorders.Load(), QueryLimit: int(p.limit.Load()),
+		Reorders: p.reorders.Load(), QueryLimit: int(p.limit.Load()), Waiting: waiting,
 	}
 }

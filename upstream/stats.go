@@ -57,10 +57,18 @@ type Stats struct {
 	DirectWrites uint64 // of the writes, those made by an ExchangeAsync caller (not the writer goroutine)
 
 	ConnsOpened uint64 // connections established
-	ConnsClosed uint64 // connections closed, any reason
-	DialErrors  uint64 // failed dials
-	Conns       uint64 // gauge: connections open or dialing
-	InFlight    uint64 // gauge: Exchange calls in progress
+	// ConnsOpenedBy splits ConnsOpened by why the connection was dialed: DialDemand (a query found
+	// none free), DialReplacement (one in use was lost), DialRotation (one retired at its age or the
+	// server's query limit).
+	ConnsOpenedBy [NumDialReasons]uint64
+	Waits         uint64        // queries that waited for a connection to come free
+	WaitTime      time.Duration // their total wait
+	SilentPeers   uint64        // connections closed because the server acknowledged nothing
+	SlowDials     uint64        // dials slower than slowDialAfter, whose queries went elsewhere
+	ConnsClosed   uint64        // connections closed, any reason
+	DialErrors    uint64        // failed dials
+	Conns         uint64        // gauge: connections open or dialing
+	InFlight      uint64        // gauge: Exchange calls in progress
 
 	// Latency counts answered Exchanges by duration: Latency[i] counts those
 	// at most LatencyBounds()[i] (and above the previous bound); the last
@@ -80,7 +88,16 @@ type ServerStats struct {
 	PeakConns  int  // most connections open or dialing at once
 	Reorders   bool // seen answering out of order
 	QueryLimit int  // learned per-connection query limit; 0: none seen
+	Waiting    int  // queries waiting for a connection to come free
 }
+
+// Reasons a connection is dialed: the index of Stats.ConnsOpenedBy.
+const (
+	DialDemand      = dialDemand
+	DialReplacement = dialReplacement
+	DialRotation    = dialRotation
+	NumDialReasons  = numDialReasons
+)
 
 // counters are the live counters behind Stats.
 type counters struct {
@@ -91,6 +108,9 @@ type counters struct {
 	strays, mismatches, lateReplies, framingErrs, stalls   atomic.Uint64
 	writes, messages, connsOpened, connsClosed, dialErrors atomic.Uint64
 	directWrites                                           atomic.Uint64
+	openedBy                                               [numDialReasons]atomic.Uint64
+	waits, silentPeers, slowDials                          atomic.Uint64
+	waitNS                                                 atomic.Int64
 	conns, inFlight                                        atomic.Int64
 	latency                                                [NumLatencyBuckets]atomic.Uint64
 	latencySum                                             atomic.Int64
@@ -118,6 +138,11 @@ func (k *counters) snapshot() Stats {
 		ConnsOpened: k.connsOpened.Load(), ConnsClosed: k.connsClosed.Load(), DialErrors: k.dialErrors.Load(),
 		Conns: uint64(max(k.conns.Load(), 0)), InFlight: uint64(max(k.inFlight.Load(), 0)),
 		LatencySum: time.Duration(k.latencySum.Load()),
+		Waits:      k.waits.Load(), WaitTime: time.Duration(k.waitNS.Load()),
+		SilentPeers: k.silentPeers.Load(), SlowDials: k.slowDials.Load(),
+	}
+	for i := range s.ConnsOpenedBy {
+		s.ConnsOpenedBy[i] = k.openedBy[i].Load()
 	}
 	for i := range s.Latency {
 		s.Latency[i] = k.latency[i].Load()

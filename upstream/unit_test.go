@@ -164,12 +164,12 @@ func TestConfig(t *testing.T) {
 		check   func(c Config) bool
 	}{
 		{"defaults", Config{Servers: []string{"10.96.0.10:53"}}, false, func(c Config) bool {
-			return c.ConnsPerServer == 2 && c.MaxConnsPerServer == 8 && c.MaxInFlight == 32 && c.Timeout == 2*time.Second &&
+			return c.ConnsPerServer == 1 && c.MaxConnsPerServer == 64 && c.MaxInFlight == 32 && c.Timeout == 2*time.Second &&
 				c.HedgeAfter == 500*time.Millisecond && c.IdleTimeout == 5*time.Second && c.MaxAge == 5*time.Minute &&
 				c.DialTimeout == time.Second && c.Dial != nil && c.Now != nil
 		}},
 		{"IPv6", Config{Servers: []string{"[fd00::10]:53"}}, false, nil},
-		{"max follows conns", Config{Servers: []string{"10.0.0.1:53"}, ConnsPerServer: 3}, false, func(c Config) bool { return c.MaxConnsPerServer == 12 }},
+		{"max follows conns", Config{Servers: []string{"10.0.0.1:53"}, ConnsPerServer: 100}, false, func(c Config) bool { return c.MaxConnsPerServer == 100 }},
 		{"no servers", Config{}, true, nil},
 		{"host name", Config{Servers: []string{"kube-dns:53"}}, true, nil},
 		{"no port", Config{Servers: []string{"10.0.0.1"}}, true, nil},

@@ -18,26 +18,27 @@ import (
 
 // config is podns's whole configuration, read from PODNS_* environment variables (and nowhere else).
 type config struct {
-	Listen         []string      `env:"LISTEN" envDefault:"127.0.0.1:53"`
-	Upstreams      []string      `env:"UPSTREAMS"`
-	Namespace      string        `env:"NAMESPACE"`
-	ClusterDomain  string        `env:"CLUSTER_DOMAIN" envDefault:"cluster.local"`
-	Search         []string      `env:"SEARCH"`
-	Ndots          int           `env:"NDOTS" envDefault:"5"`
-	NoSearch       []string      `env:"NO_SEARCH"`
-	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info"`
-	LogFormat      string        `env:"LOG_FORMAT" envDefault:"json"`
-	HTTPAddr       string        `env:"HTTP_ADDR"` // default applied by loadConfig: empty means off
-	Drain          time.Duration `env:"DRAIN" envDefault:"5s"`
-	Timeout        time.Duration `env:"TIMEOUT" envDefault:"3s"`
-	UpstreamConns  int           `env:"UPSTREAM_CONNS" envDefault:"2"`
-	UpstreamMaxAge time.Duration `env:"UPSTREAM_MAX_AGE" envDefault:"5m"`
-	CacheBytes     byteSize      `env:"CACHE_BYTES" envDefault:"4Mi"`
-	CacheMinTTL    time.Duration `env:"CACHE_MIN_TTL" envDefault:"0s"`
-	CacheMaxTTL    time.Duration `env:"CACHE_MAX_TTL" envDefault:"1h"`
-	CacheNegMaxTTL time.Duration `env:"CACHE_NEG_MAX_TTL" envDefault:"5m"`
-	ServeStale     time.Duration `env:"SERVE_STALE" envDefault:"1h"`
-	AAAA           string        `env:"AAAA" envDefault:"allow"`
+	Listen           []string      `env:"LISTEN" envDefault:"127.0.0.1:53"`
+	Upstreams        []string      `env:"UPSTREAMS"`
+	Namespace        string        `env:"NAMESPACE"`
+	ClusterDomain    string        `env:"CLUSTER_DOMAIN" envDefault:"cluster.local"`
+	Search           []string      `env:"SEARCH"`
+	Ndots            int           `env:"NDOTS" envDefault:"5"`
+	NoSearch         []string      `env:"NO_SEARCH"`
+	LogLevel         string        `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat        string        `env:"LOG_FORMAT" envDefault:"json"`
+	HTTPAddr         string        `env:"HTTP_ADDR"` // default applied by loadConfig: empty means off
+	Drain            time.Duration `env:"DRAIN" envDefault:"5s"`
+	Timeout          time.Duration `env:"TIMEOUT" envDefault:"3s"`
+	UpstreamConns    int           `env:"UPSTREAM_CONNS" envDefault:"1"`
+	UpstreamMaxConns int           `env:"UPSTREAM_MAX_CONNS" envDefault:"64"`
+	UpstreamMaxAge   time.Duration `env:"UPSTREAM_MAX_AGE" envDefault:"5m"`
+	CacheBytes       byteSize      `env:"CACHE_BYTES" envDefault:"4Mi"`
+	CacheMinTTL      time.Duration `env:"CACHE_MIN_TTL" envDefault:"0s"`
+	CacheMaxTTL      time.Duration `env:"CACHE_MAX_TTL" envDefault:"1h"`
+	CacheNegMaxTTL   time.Duration `env:"CACHE_NEG_MAX_TTL" envDefault:"5m"`
+	ServeStale       time.Duration `env:"SERVE_STALE" envDefault:"1h"`
+	AAAA             string        `env:"AAAA" envDefault:"allow"`
 }
 
 const (
@@ -160,6 +161,12 @@ func (c *config) normalize() error {
 	}
 	if c.UpstreamConns < 1 || c.UpstreamConns > 64 {
 		return bad("UPSTREAM_CONNS", strconv.Itoa(c.UpstreamConns), errors.New("want 1 to 64"))
+	}
+	// 1024: a pod with more queries outstanding behind slow answers than that has a problem no
+	// connection count solves, and each connection is a goroutine and a socket at the cluster DNS.
+	if c.UpstreamMaxConns < c.UpstreamConns || c.UpstreamMaxConns > 1024 {
+		return bad("UPSTREAM_MAX_CONNS", strconv.Itoa(c.UpstreamMaxConns),
+			fmt.Errorf("want PODNS_UPSTREAM_CONNS (%d) to 1024", c.UpstreamConns))
 	}
 	if c.CacheMinTTL > c.CacheMaxTTL {
 		return bad("CACHE_MIN_TTL", c.CacheMinTTL.String(), fmt.Errorf("above PODNS_CACHE_MAX_TTL %s", c.CacheMaxTTL))

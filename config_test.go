@@ -91,6 +91,8 @@ func TestConfigErrors(t *testing.T) {
 		{"PODNS_CLUSTER_DOMAIN", "bad..domain", []string{"PODNS_CLUSTER_DOMAIN", "bad..domain"}},
 		{"PODNS_HTTP_ADDR", "9153", []string{"PODNS_HTTP_ADDR", "9153"}},
 		{"PODNS_UPSTREAM_CONNS", "0", []string{"PODNS_UPSTREAM_CONNS", "0"}},
+		{"PODNS_UPSTREAM_MAX_CONNS", "0", []string{"PODNS_UPSTREAM_MAX_CONNS", "0"}},
+		{"PODNS_UPSTREAM_MAX_CONNS", "2000", []string{"PODNS_UPSTREAM_MAX_CONNS", "2000", "1024"}},
 		{"PODNS_CACHE_MIN_TTL", "2h", []string{"PODNS_CACHE_MIN_TTL", "PODNS_CACHE_MAX_TTL"}},
 	}
 	for _, tt := range tests {

@@ -161,7 +161,17 @@ func (a *app) writeUpstreamMetrics(p promWriter) {
 	p.counter("podns_upstream_hedges_total", "Queries asked again on another connection after no answer for a while.", st.Hedges)
 	p.counter("podns_upstream_hedge_wins_total", "Answers that came from a hedge.", st.HedgeWins)
 	p.counter("podns_upstream_dropped_replies_total", "Replies dropped: unknown ID, or another question (RFC 5452).", st.Strays+st.Mismatches)
-	p.counter("podns_upstream_connections_opened_total", "Upstream TCP connections opened.", st.ConnsOpened)
+	p.help("podns_upstream_connections_opened_total", "counter", "Upstream TCP connections opened, by why: demand (a query found none free), replacement (one in use was lost), rotation (one retired at its maximum age or the server's query limit).")
+	for _, r := range []struct {
+		reason string
+		i      int
+	}{{"demand", upstream.DialDemand}, {"replacement", upstream.DialReplacement}, {"rotation", upstream.DialRotation}} {
+		p.value("podns_upstream_connections_opened_total", st.ConnsOpenedBy[r.i], "reason", r.reason)
+	}
+	p.counter("podns_upstream_conn_waits_total", "Upstream queries that waited for a connection to come free (every one allowed was busy).", st.Waits)
+	fmt.Fprintf(p.w, "# HELP podns_upstream_conn_wait_seconds_total Time upstream queries spent waiting for a connection.\n# TYPE podns_upstream_conn_wait_seconds_total counter\npodns_upstream_conn_wait_seconds_total %g\n", st.WaitTime.Seconds())
+	p.counter("podns_upstream_silent_closes_total", "Upstream connections closed because the server acknowledged nothing for 250 ms (its queries went to others).", st.SilentPeers)
+	p.counter("podns_upstream_slow_dials_total", "Upstream dials slower than 100 ms, whose queries went to other connections.", st.SlowDials)
 	p.counter("podns_upstream_connections_closed_total", "Upstream TCP connections closed.", st.ConnsClosed)
 	p.counter("podns_upstream_dial_errors_total", "Failed dials to an upstream.", st.DialErrors)
 	p.gauge("podns_upstream_connections", "Upstream TCP connections open or dialing.", st.Conns)
@@ -173,6 +183,14 @@ func (a *app) writeUpstreamMetrics(p promWriter) {
 			up = 1
 		}
 		p.value("podns_upstream_up", up, "server", s.Addr)
+	}
+	p.help("podns_upstream_pool_connections", "gauge", "Upstream TCP connections open or dialing, per upstream address.")
+	for _, s := range st.Servers {
+		p.value("podns_upstream_pool_connections", uint64(s.Conns), "server", s.Addr)
+	}
+	p.help("podns_upstream_pool_waiting", "gauge", "Upstream queries waiting for a connection, per upstream address.")
+	for _, s := range st.Servers {
+		p.value("podns_upstream_pool_waiting", uint64(s.Waiting), "server", s.Addr)
 	}
 	p.help("podns_upstream_latency_seconds", "histogram", "Time from sending a query upstream to its answer.")
 	var cum uint64

@@ -136,10 +136,11 @@ func start(cfg config, log zerolog.Logger) (_ *app, err error) {
 		return nil, fmt.Errorf("%w: cache: %v", errConfig, err)
 	}
 	a.up, err = upstream.New(upstream.Config{
-		Servers:        cfg.Upstreams,
-		ConnsPerServer: cfg.UpstreamConns,
-		MaxAge:         cfg.UpstreamMaxAge,
-		Timeout:        cfg.Timeout, // the resolver leaves a lookup's deadline to the client
+		Servers:           cfg.Upstreams,
+		ConnsPerServer:    cfg.UpstreamConns,
+		MaxConnsPerServer: cfg.UpstreamMaxConns,
+		MaxAge:            cfg.UpstreamMaxAge,
+		Timeout:           cfg.Timeout, // the resolver leaves a lookup's deadline to the client
 	}, log) // upstream.New tags its own component
 	if err != nil {
 		return nil, fmt.Errorf("%w: upstream: %v", errConfig, err)
@@ -224,7 +225,7 @@ func (c config) MarshalZerologObject(e *zerolog.Event) {
 	e.Strs("listen", c.Listen).Strs("upstreams", c.Upstreams).Str("namespace", c.Namespace).
 		Str("cluster_domain", c.ClusterDomain).Strs("search", c.Search).Int("ndots", c.Ndots).
 		Strs("no_search", c.NoSearch).Str("log_level", c.LogLevel).Str("http_addr", c.HTTPAddr).
-		Dur("drain", c.Drain).Dur("timeout", c.Timeout).Int("upstream_conns", c.UpstreamConns).
+		Dur("drain", c.Drain).Dur("timeout", c.Timeout).Int("upstream_conns", c.UpstreamConns).Int("upstream_max_conns", c.UpstreamMaxConns).
 		Dur("upstream_max_age", c.UpstreamMaxAge).Int("cache_bytes", int(c.CacheBytes)).
 		Dur("cache_min_ttl", c.CacheMinTTL).Dur("cache_max_ttl", c.CacheMaxTTL).
 		Dur("cache_neg_max_ttl", c.CacheNegMaxTTL).Dur("serve_stale", c.ServeStale).Str("aaaa", c.AAAA)

@@ -161,7 +161,9 @@ func (c *Client) event(cl *call, ev event) (w []byte, err error, done bool) {
 // waited is sent now (or waits again, first in line); at Close the call fails.
 func (c *Client) waited(cl *call, ev event) (w []byte, err error, done bool) {
 	cl.waiting = nil
-	c.stats.waitNS.Add(int64(c.cfg.Now().Sub(cl.waitSince)))
+	now := c.cfg.Now()
+	c.stats.waitNS.Add(int64(now.Sub(cl.waitSince)))
+	cl.waitSince = now // a wait again goes on from here
 	if ev.err != nil {
 		return nil, ErrClosed, true
 	}
@@ -248,7 +250,9 @@ func (c *Client) send(cl *call, kind uint8) error {
 			cn, waiting := p.pick(cl, kind, now)
 			if waiting {
 				cl.live++
-				c.stats.waits.Add(1)
+				if !cl.rewait {
+					c.stats.waits.Add(1)
+				}
 				return nil
 			}
 			if cn == nil {

@@ -58,11 +58,12 @@ func TestFaults(t *testing.T) {
 			},
 		},
 		{
-			// Queries share connections only when every one is held by a slow answer: two
-			// connections, each answer 20 ms late, force it, and the pool sees the server reorder.
+			// Queries share connections only when every one is held by an answer older than
+			// HedgeAfter: two connections, answers up to 20 ms late and a 5 ms HedgeAfter force it,
+			// and the pool sees the server reorder.
 			name: "out of order",
 			s:    script{reverseBatch: 4},
-			cfg:  Config{MaxConnsPerServer: 2},
+			cfg:  Config{MaxConnsPerServer: 2, HedgeAfter: 5 * time.Millisecond},
 			check: func(t *testing.T, st Stats, _ *fakeServer) {
 				if !st.Servers[0].Reorders {
 					t.Errorf("got Reorders false, want true")

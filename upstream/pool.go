@@ -98,8 +98,9 @@ type pool struct {
 // the least loaded under half full; a dial in progress with nothing queued;
 // a new connection; for an out-of-order server, the least loaded with room.
 // A connection silent for busyAfter with a query outstanding, and a dial
-// slower than slowDialAfter, are chosen only when every connection is such
-// a one: a query there waits behind a slow answer or a silent server.
+// slower than slowDialAfter, are not chosen; past the bound, a query waits
+// (behind the calls already in line) rather than share a connection held by
+// an answer, unless every one is held by an answer older than HedgeAfter.
 func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 	p.lastUsed.Store(now)
 	limit := p.queryLimit(now)
@@ -113,6 +114,12 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 		return nil, false
 	}
 	k := p.scan(cl, now, limit, busy, reorders)
+	if len(p.waiters) > 0 && !cl.rewait && k.open > 0 {
+		// Calls are in line: the connection that comes free next is theirs (release is on its
+		// way to the first), and a query that arrives now goes behind them.
+		p.wait(cl, kind, now)
+		return nil, true
+	}
 	switch {
 	case k.coalesce != nil:
 		return k.coalesce, false
@@ -129,11 +136,16 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 	if reorders && k.flow != nil {
 		return k.flow, false
 	}
-	if k.flow == nil && k.fresh == nil && p.dialing == 0 {
-		// Every connection is held by a slow or lost answer: waiting for one to come free would
-		// wait for those answers too. A serial server that dropped a query (or is slow on it)
-		// reads the next only after; the oldest is the likeliest to be done with.
-		return k.blocked, false
+	if k.open == 0 {
+		return nil, false
+	}
+	if b := k.blocked; b != nil && k.flow == nil && k.fresh == nil && p.dialing == 0 &&
+		now-b.headSent.Load() > int64(p.c.cfg.HedgeAfter) {
+		// Every connection is held by an answer late enough to have been asked again elsewhere:
+		// a lost one, or one so slow that waiting for a connection to come free would wait for it
+		// too. A serial server that dropped a query reads the next; the oldest is the likeliest
+		// to be done with.
+		return b, false
 	}
 	p.wait(cl, kind, now)
 	return nil, true
@@ -188,6 +200,7 @@ type candidates struct {
 	flow     *conn // least loaded of those answering
 	fresh    *conn // least loaded of those dialing, not yet slow
 	blocked  *conn // of those silent for busyAfter with a query outstanding, the one silent longest
+	open     int   // connections dialing or ready: one of them will come free
 }
 
 // scan sorts the connections cl has not tried and that have room. Called
@@ -201,6 +214,7 @@ func (p *pool) scan(cl *call, now int64, limit int32, busy time.Duration, reorde
 		if st != stReady && st != stDialing || limit > 0 && cn.accepted.Load() >= limit {
 			continue
 		}
+		k.open++
 		load := cn.load.Load()
 		if load >= maxIn || cl.tried(cn) {
 			continue

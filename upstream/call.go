@@ -221,20 +221,21 @@ func (c *Client) send(cl *call, kind uint8) error {
 	if cl.n == maxAttempts {
 		return ErrBusy
 	}
-	first := -1
+	// With every server down, every server is tried anyway: a pod's only upstream is usually the
+	// ClusterIP, and one of its CoreDNS pods gone silent must not fail every lookup until a probe
+	// answers.
+	first, allDown := 0, true
 	for i, p := range c.pools {
 		if !p.health.down() {
-			first = i
+			first, allDown = i, false
 			break
 		}
 	}
-	if first < 0 {
-		return fmt.Errorf("%w: all servers down", ErrNoServer)
-	}
+	usable := func(p *pool) bool { return allDown || !p.health.down() }
 	start := first
 	if kind == kindHedge && cl.hedges >= 2 {
 		for i := cl.first + 1; i < len(c.pools); i++ {
-			if !c.pools[i].health.down() {
+			if usable(c.pools[i]) {
 				start = i
 				break
 			}
@@ -243,7 +244,7 @@ func (c *Client) send(cl *call, kind uint8) error {
 	now := c.nowNS()
 	for k := range c.pools {
 		p := c.pools[(start+k)%len(c.pools)]
-		if p.health.down() {
+		if !usable(p) {
 			continue
 		}
 		for range 3 { // a connection may close between pick and enqueue

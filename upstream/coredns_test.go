@@ -107,14 +107,24 @@ func TestCoreDNSSlowAnswers(t *testing.T) {
 	t.Logf("%d queries: %d slow, fast p50 %v p99 %v max %v; connections opened %d, peak %d, waits %d",
 		n, n-len(fast), fast[len(fast)/2], p99, fast[len(fast)-1], st.ConnsOpened, st.Servers[0].PeakConns, st.Waits)
 	// Erratic delays exactly one query in 20 it sees; a query that waited behind one would take
-	// 300 ms too and show here as one more.
-	if slow := n - len(fast); slow > n/20+1 {
-		t.Errorf("got %d queries over 250 ms, want ≤ %d (the ones erratic delayed)", slow, n/20+1)
+	// 300 ms too and show here as one more (the pool made for Knot: 482 of 2,000). Under the race
+	// detector on a busy 2-core machine a few fast queries are starved that long by themselves.
+	allowed := n/20 + 1
+	if raceEnabled {
+		allowed += n / 100
+	}
+	if slow := n - len(fast); slow > allowed {
+		t.Errorf("got %d queries over 250 ms, want ≤ %d (the ones erratic delayed)", slow, allowed)
 	}
 	// The 2 ms is measured by the bench on a quiet machine; under the race detector in CI
 	// the bound only has to tell a wait behind a slow answer from none.
 	if p99 > 50*time.Millisecond {
 		t.Errorf("got p99 %v for the fast queries, want < 50ms", p99)
+	}
+	// A slow answer's query is acknowledged long before it is answered: no connection to a live
+	// server may be taken for a silent one.
+	if st.SilentPeers != 0 {
+		t.Errorf("got %d connections closed as silent, want 0", st.SilentPeers)
 	}
 }
 

@@ -60,15 +60,15 @@ func (d *directFD) write(b []byte) (n int, err error) {
 }
 
 // unacked reports whether the server's TCP has not acknowledged everything written on the socket
-// (TCP_INFO's unacked segments): a server gone silent behind a ClusterIP acknowledges nothing, a slow
-// one acknowledges the query long before it answers. Called by the janitor, never on a query's path.
+// (SIOCOUTQ: bytes in the send queue, sent and not acknowledged, or not sent at all): a server gone
+// silent behind a ClusterIP acknowledges nothing, a slow one acknowledges the query long before it
+// answers. Called by the janitor, never on a query's path.
 func (d *directFD) unacked() bool {
-	var n uint32
-	ok := false
+	n := 0
 	_ = d.rc.Control(func(fd uintptr) {
-		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-			n, ok = info.Unacked, true
+		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+			n = v
 		}
 	})
-	return ok && n > 0
+	return n > 0
 }

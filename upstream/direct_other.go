@@ -12,5 +12,5 @@ func newDirectFD(net.Conn) *directFD { return nil }
 
 func (*directFD) write([]byte) (int, error) { return 0, nil }
 
-// unacked is known only on Linux (TCP_INFO); elsewhere a silent server is left to the hedges.
+// unacked is known only on Linux (SIOCOUTQ); elsewhere a silent server is left to the hedges.
 func (*directFD) unacked() bool { return false }

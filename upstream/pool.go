@@ -36,7 +36,7 @@ const (
 	// server's TCP has not acknowledged means the server is gone (delayed
 	// ACKs wait at most 200 ms on Linux, TCP_DELACK_MAX; a slow answer is
 	// acknowledged long before it is sent). Its connection closes and its
-	// queries go elsewhere as never sent. Linux only (TCP_INFO).
+	// queries go elsewhere as never sent. Linux only (SIOCOUTQ).
 	silentPeerAfter = 250 * time.Millisecond
 )
 

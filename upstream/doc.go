@@ -1,7 +1,7 @@
 // Package upstream sends podns's queries to the cluster DNS servers over a
 // few persistent, pipelined TCP connections, and never over UDP: a pod's
 // lookups then never meet the conntrack race that drops UDP packets behind
-// the kube-dns ClusterIP (DESIGN.md §1), and a lost segment costs a kernel
+// the kube-dns ClusterIP (kubernetes/kubernetes#56903), and a lost segment costs a kernel
 // retransmission, not a 5 s client timeout.
 //
 // # Use
@@ -37,25 +37,35 @@
 // prefix too short for a DNS header means the stream can no longer be
 // trusted, and the connection closes.
 //
-// Servers behave differently on one connection (DESIGN.md §5), and the pool
-// adapts to what it sees:
+// The pool is made for the kube-dns every cluster runs, CoreDNS, and adapts
+// to other servers when it sees them:
 //
-//   - CoreDNS (and dnsmasq) answer a connection's queries one at a time, in
-//     order: a slow answer (a CoreDNS forward to the outside) holds up every
-//     query behind it. Until a server is seen answering out of order, the
-//     pool treats it as serial: a query goes to an idle connection, else to
-//     a new one (up to MaxConnsPerServer; dialing costs one round trip, a
-//     queue behind a slow answer up to its full time), else to the least
-//     loaded connection that has answered recently. A connection silent for
-//     a few times the usual latency while a query is outstanding counts as
-//     blocked and comes last. With fewer queries in flight than
-//     MaxConnsPerServer, a slow answer holds up nothing
-//     (BenchmarkSerialSlow).
+//   - CoreDNS (like every miekg/dns server, and dnsmasq) answers a
+//     connection's queries one at a time, in order: a slow answer (a CoreDNS
+//     forward to the outside, up to 2 s) holds up every query behind it. Until
+//     a server is seen answering out of order, a query goes to a connection
+//     with nothing outstanding (the one that answered last, so that the extra
+//     connections a burst opened go idle and close), else to a dial in
+//     progress with nothing queued, else to a new connection (dialing costs
+//     one round trip, a queue behind a slow answer up to its full time), up
+//     to MaxConnsPerServer (64). Past that bound it waits in the pool's line
+//     for the first connection to come free, within its deadline, rather than
+//     fail; only when every connection is held by an answer older than
+//     HedgeAfter (lost, or slow enough to have been asked again) does it
+//     share one, the oldest. TestCoreDNSSlowAnswers: one answer in 20 300 ms
+//     late, 40 queries at once, no other query delayed.
+//   - A kube-dns pod that goes silent (node failure; a deleted pod whose
+//     network went first) holds the connections the ClusterIP gave it. Its TCP
+//     acknowledges nothing: a connection with bytes unacknowledged 250 ms
+//     after a query was written closes, and its queries are re-sent as never
+//     read (Linux, SIOCOUTQ); a dial not done in 100 ms gives its queries to
+//     other connections. A new connection through the ClusterIP reaches a
+//     live pod (TestCoreDNSPodBlackholed).
 //   - Knot and Unbound may answer out of order. Once a query written
-//     earlier is answered after a later one, the server is known to reorder,
-//     and queries share connections: a query asked while another still
-//     waits to be written joins it in the same write (the A and AAAA asked
-//     together), else it goes to the least loaded connection.
+//     earlier is answered after a later one (seen when connections are
+//     shared), the server is known to reorder, and queries share connections
+//     up to MaxInFlight: a query asked while another still waits to be
+//     written joins it in the same write, else it goes to the least loaded.
 //   - dnsmasq serves 100 queries per TCP connection and miekg/dns servers
 //     128, then close: queries pipelined past the limit are lost. The pool
 //     learns the limit from such a close (right after an answer, queries
@@ -65,15 +75,22 @@
 //     is forgotten after 10 minutes.
 //   - CoreDNS closes connections idle for 10 s, miekg/dns for 8 s. The pool
 //     closes them at IdleTimeout (5 s) or earlier if the server announces a
-//     shorter edns-tcp-keepalive timeout (RFC 7828, which every query
-//     offers), so an idle close never races a query. An idle pool lets its
-//     connections close rather than redial them every 5 s forever (a TCP
-//     handshake and a conntrack entry per pod per 5 s at the cluster DNS);
-//     the next query dials again, and while the pool is in use it keeps
-//     ConnsPerServer connections open, dialing replacements ahead of need.
+//     shorter edns-tcp-keepalive TIMEOUT (RFC 7828, which every query
+//     offers; an option without TIMEOUT, as CoreDNS 1.14 echoes it, says
+//     nothing), so an idle close never races a query. A connection idle that
+//     long was not needed and is not replaced: the next query that finds none
+//     free dials one, so a quiet pod holds none and a pod with a few lookups a
+//     second one, instead of a handshake (and a conntrack entry) per pod per
+//     5 s at the cluster DNS. ConnsPerServer connections are dialed at start
+//     and in place of one retired or lost while the pool is in use.
 //   - A ClusterIP pins a connection to one CoreDNS pod. Connections retire
 //     at MaxAge minus up to 20% jitter, after their last answers, so load
 //     spreads again over CoreDNS pods after a rollout.
+//
+// Every exchange takes one path: ExchangeAsync's. A call has no goroutine
+// waiting on it; whoever brings it an event (the reader of its reply, its
+// timer, the pool when a connection comes free) takes its turn and drives
+// it. Exchange and ExchangeWire wait for that path's outcome.
 //
 // # Not losing a query
 //
@@ -98,29 +115,32 @@
 // answer, broken framing, stalls). While down it is skipped and probed (a
 // fresh connection asking ". NS"; any reply counts) with backoff from
 // 250 ms to 5 s; when it answers, traffic returns to it. When every server
-// is down, Exchange fails at once with ErrNoServer, so the resolver can
-// serve stale answers instead of waiting.
+// is down, every server is tried anyway, in order: the only one is usually
+// the ClusterIP, and a silent CoreDNS pod behind it must not fail every
+// lookup until a probe answers.
 //
 // # Costs
 //
-// Calls, timers and buffers are pooled: the 8 allocations per Exchange
-// left are the reply's dns.Msg and its unpacking by miekg/dns
-// (BenchmarkExchange). The client runs one janitor
-// goroutine (10 wake-ups a second) plus two goroutines per open connection.
+// Calls, their timers and buffers are pooled; ExchangeAsync allocates only
+// the reply's copy. The client runs one janitor goroutine (10 wake-ups a
+// second while a connection is open) plus two goroutines per open
+// connection. Close waits for all of them and for every timer function.
 //
 // # Known limits
 //
 //   - A serial server with more slow queries in flight than
-//     MaxConnsPerServer makes other queries wait behind them; raise
+//     MaxConnsPerServer makes other queries wait for a connection; raise
 //     MaxConnsPerServer for such loads.
-//   - A server is taken as serial until it reorders, so a server that
-//     could answer out of order but never has to gets more connections
-//     than it needs, not worse answers.
+//   - A server is taken as serial until it reorders, and connections are
+//     shared only past the bound, so a server that could answer out of
+//     order gets a connection per query outstanding: more connections than
+//     it needs, not worse answers.
 //   - A server reset that happens to follow an answer with queries
 //     outstanding is taken for a query limit; connections then retire early
 //     (more dials) until the limit expires.
 //
 // Tests: the fault-injection suite (fault_test.go) runs every scripted
-// misbehaviour against an in-process upstream; real_test.go runs Knot and
-// dnsmasq (Debian packages knot and dnsmasq-base) when installed.
+// misbehaviour against an in-process upstream; coredns_test.go and
+// blackhole_linux_test.go run CoreDNS (built by .ci/kubebins.sh),
+// real_test.go Knot and dnsmasq (Debian packages knot and dnsmasq-base).
 package upstream

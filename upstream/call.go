@@ -167,6 +167,7 @@ func (c *Client) waited(cl *call, ev event) (w []byte, err error, done bool) {
 	if ev.err != nil {
 		return nil, ErrClosed, true
 	}
+	cl.hold = false // the caller's Flush is long past: a query that waited is written at once
 	cl.rewait = true
 	err = c.send(cl, cl.waitKind)
 	cl.rewait = false

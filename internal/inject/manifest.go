@@ -67,8 +67,9 @@ func splitStream(in string) []chunk {
 // Manifests adds podns to every pod spec of a stream of YAML manifests: Pods, Deployments,
 // StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs and PodTemplates, also
 // inside a List. A document with no pod to change is written back byte for byte; one that changes is
-// re-encoded from its YAML node tree, which keeps key order, comments, quoting and anchors, but not
-// the original indentation (two spaces, sequences indented under their key) nor blank lines.
+// re-encoded from its YAML node tree, which keeps key order, comments, quoting, flow style and
+// anchors, but not the original indentation (it becomes two spaces, sequences indented under their
+// key), blank lines, a "..." document end, nor the comment on the line of a value podns replaces.
 func (in *Injector) Manifests(input []byte) ([]byte, []Report, error) {
 	var out bytes.Buffer
 	var reports []Report
@@ -281,8 +282,10 @@ func addYAML(n *yaml.Node, toks []string, v *yaml.Node) error {
 			}
 			n.Content = append(n.Content[:at], append([]*yaml.Node{key, v}, n.Content[at:]...)...)
 			return nil
-		case last: // replace the value, keeping the comments around it
-			v.HeadComment, v.LineComment, v.FootComment = child.HeadComment, child.LineComment, child.FootComment
+		case last:
+			// Replace the value, keeping the comments above and below it; the one on its line spoke of
+			// the value it had ("dnsPolicy: ClusterFirst # the default") and goes with it.
+			v.HeadComment, v.FootComment = child.HeadComment, child.FootComment
 			n.Content[i] = v
 			return nil
 		case child == nil:

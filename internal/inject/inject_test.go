@@ -125,15 +125,25 @@ func decodeInto[T any](get func(*T) corev1.PodSpec) func([]byte) (corev1.PodSpec
 var kinds = []kind{
 	{"Pod", func(s corev1.PodSpec) any { return corev1.Pod{Spec: s} },
 		decodeInto(func(o *corev1.Pod) corev1.PodSpec { return o.Spec }), "/spec"},
-	{"Deployment", func(s corev1.PodSpec) any { return appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: s}}} },
+	{"Deployment", func(s corev1.PodSpec) any {
+		return appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: s}}}
+	},
 		decodeInto(func(o *appsv1.Deployment) corev1.PodSpec { return o.Spec.Template.Spec }), "/spec/template/spec"},
-	{"StatefulSet", func(s corev1.PodSpec) any { return appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{Spec: s}}} },
+	{"StatefulSet", func(s corev1.PodSpec) any {
+		return appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{Spec: s}}}
+	},
 		decodeInto(func(o *appsv1.StatefulSet) corev1.PodSpec { return o.Spec.Template.Spec }), "/spec/template/spec"},
-	{"DaemonSet", func(s corev1.PodSpec) any { return appsv1.DaemonSet{Spec: appsv1.DaemonSetSpec{Template: corev1.PodTemplateSpec{Spec: s}}} },
+	{"DaemonSet", func(s corev1.PodSpec) any {
+		return appsv1.DaemonSet{Spec: appsv1.DaemonSetSpec{Template: corev1.PodTemplateSpec{Spec: s}}}
+	},
 		decodeInto(func(o *appsv1.DaemonSet) corev1.PodSpec { return o.Spec.Template.Spec }), "/spec/template/spec"},
-	{"ReplicaSet", func(s corev1.PodSpec) any { return appsv1.ReplicaSet{Spec: appsv1.ReplicaSetSpec{Template: corev1.PodTemplateSpec{Spec: s}}} },
+	{"ReplicaSet", func(s corev1.PodSpec) any {
+		return appsv1.ReplicaSet{Spec: appsv1.ReplicaSetSpec{Template: corev1.PodTemplateSpec{Spec: s}}}
+	},
 		decodeInto(func(o *appsv1.ReplicaSet) corev1.PodSpec { return o.Spec.Template.Spec }), "/spec/template/spec"},
-	{"Job", func(s corev1.PodSpec) any { return batchv1.Job{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: s}}} },
+	{"Job", func(s corev1.PodSpec) any {
+		return batchv1.Job{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: s}}}
+	},
 		decodeInto(func(o *batchv1.Job) corev1.PodSpec { return o.Spec.Template.Spec }), "/spec/template/spec"},
 	{"CronJob", func(s corev1.PodSpec) any {
 		return batchv1.CronJob{Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: s}}}}}

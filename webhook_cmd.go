@@ -76,7 +76,9 @@ func loadWebhookConfig(environ map[string]string) (webhookConfig, error) {
 func (c webhookConfig) options() (inject.Options, error) {
 	opts := inject.Options{Image: c.Image, Upstreams: c.Upstreams, ClusterDomain: c.ClusterDomain}
 	probe := opts
-	probe.Upstreams = []string{"192.0.2.53"} // RFC 5737: only to read the example's resources
+	if len(probe.Upstreams) == 0 {
+		probe.Upstreams = []string{"192.0.2.53"} // RFC 5737: only to check the rest and read the resources
+	}
 	in, err := inject.New(probe)
 	if err != nil {
 		return opts, fmt.Errorf("%w: %v", errConfig, err)

@@ -57,6 +57,12 @@ func podSpecOf(t *testing.T, doc string) *corev1.PodSpec {
 	case "CronJob":
 		o := new(batchv1.CronJob)
 		obj, spec = o, func() *corev1.PodSpec { return &o.Spec.JobTemplate.Spec.Template.Spec }
+	case "ReplicationController":
+		o := new(corev1.ReplicationController)
+		obj, spec = o, func() *corev1.PodSpec { return &o.Spec.Template.Spec }
+	case "PodTemplate":
+		o := new(corev1.PodTemplate)
+		obj, spec = o, func() *corev1.PodSpec { return &o.Template.Spec }
 	default:
 		return nil
 	}
@@ -250,6 +256,9 @@ func TestManifestsStream(t *testing.T) {
 		{"empty input", "", 0},
 		{"not a pod", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", 0},
 		{"pod without spec", "apiVersion: v1\nkind: Pod\nmetadata: {name: c}\n", 0},
+		{"flow-style securityContext", strings.Replace(pod, "spec:\n", "spec:\n  securityContext: {}\n  initContainers: []\n", 1), 1},
+		{"ReplicationController", "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: rc}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: i}]\n", 1},
+		{"PodTemplate", "apiVersion: v1\nkind: PodTemplate\nmetadata: {name: t}\ntemplate:\n  spec:\n    containers: [{name: c, image: i}]\n", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -130,9 +130,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(ln, "", "") }()
 	var err error
+	serving := true
 	select {
 	case <-ctx.Done():
 	case err = <-served:
+		serving = false
 	}
 	stopDiscover()
 	<-discovered
@@ -140,6 +142,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if serr := srv.Shutdown(shutCtx); err == nil {
 		err = serr
+	}
+	if serving {
+		<-served // http.ErrServerClosed, now that Shutdown closed the listener
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 
@@ -47,7 +48,7 @@ var ErrManifest = errors.New("manifest")
 
 // separator is a YAML document separator line: "---" at the start of a line, alone or followed by
 // blanks and a comment, or by the document's first node.
-var separator = regexp.MustCompile(`(?m)^---(?:[ \t].*)?$`)
+var separator = regexp.MustCompile(`(?m)^---(?:[ \t].*)?\r?$`)
 
 // chunk is one document of the stream as it was written: its separator line (empty for a first
 // document without one) and the text up to the next separator.
@@ -79,13 +80,12 @@ func (in *Injector) Manifests(input []byte) ([]byte, []Report, error) {
 		if inline != "" && !strings.HasPrefix(inline, "#") {
 			text = c.sep + text // "--- kind: ..." : the node starts on the separator line
 		}
-		var doc yaml.Node
-		if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		doc, err := parseOne(text)
+		if err != nil {
 			return nil, reports, fmt.Errorf("%w: document %d: %v", ErrManifest, i, err)
 		}
 		changed := false
 		if len(doc.Content) == 1 {
-			var err error
 			changed, err = in.object(doc.Content[0], i, "", &reports)
 			if err != nil {
 				return nil, reports, err
@@ -98,7 +98,7 @@ func (in *Injector) Manifests(input []byte) ([]byte, []Report, error) {
 		var b bytes.Buffer
 		enc := yaml.NewEncoder(&b)
 		enc.SetIndent(2)
-		if err := enc.Encode(&doc); err != nil {
+		if err := enc.Encode(doc); err != nil {
 			return nil, reports, fmt.Errorf("%w: document %d: encoding: %v", ErrManifest, i, err)
 		}
 		enc.Close()
@@ -112,6 +112,21 @@ func (in *Injector) Manifests(input []byte) ([]byte, []Report, error) {
 		out.Write(b.Bytes())
 	}
 	return out.Bytes(), reports, nil
+}
+
+// parseOne parses the text of one document. More than one would mean a separator this package did not
+// see; re-encoding only the first would lose the others, so that is an error.
+func parseOne(text string) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("a second YAML document where none was expected (its separator not alone at the start of a line?): %v", err)
+	}
+	return &doc, nil
 }
 
 // templatePaths: where each kind keeps its pod template (a mapping with metadata and spec); "" is the

@@ -258,6 +258,7 @@ func TestManifestsStream(t *testing.T) {
 		{"pod without spec", "apiVersion: v1\nkind: Pod\nmetadata: {name: c}\n", 0},
 		{"flow-style securityContext", strings.Replace(pod, "spec:\n", "spec:\n  securityContext: {}\n  initContainers: []\n", 1), 1},
 		{"ReplicationController", "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: rc}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: i}]\n", 1},
+		{"CRLF line ends", strings.ReplaceAll(pod+"---\n"+pod, "\n", "\r\n"), 2},
 		{"PodTemplate", "apiVersion: v1\nkind: PodTemplate\nmetadata: {name: t}\ntemplate:\n  spec:\n    containers: [{name: c, image: i}]\n", 1},
 	}
 	for _, tt := range tests {
@@ -310,6 +311,9 @@ func TestManifestsErrors(t *testing.T) {
 	for _, tt := range []struct{ name, input string }{
 		{"not YAML", "kind: Pod\n  spec: : :\n\t- x"},
 		{"spec that is not a pod spec", "apiVersion: v1\nkind: Pod\nspec:\n  containers: 7\n"},
+		// A bare document after "..." is a second document without a separator line: injecting the
+		// first and writing it alone would drop the second.
+		{"document after an end marker", "apiVersion: v1\nkind: Pod\nspec:\n  containers: [{name: c, image: i}]\n...\napiVersion: v1\nkind: Pod\nspec: {}\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, _, err := in.Manifests([]byte(tt.input)); !errors.Is(err, ErrManifest) {

@@ -6,6 +6,8 @@
 //
 //	podns          serve (configured by PODNS_* environment variables; see README.md)
 //	podns probe    exit 0 when the local resolver answers (for exec probes in a shell-less image)
+//	podns inject   add podns to the pod specs of Kubernetes manifests (stdin to stdout; -h for flags)
+//	podns webhook  serve the mutating admission webhook that adds podns to pods (PODNS_WEBHOOK_*)
 package main
 
 import (
@@ -55,6 +57,15 @@ func environ() map[string]string {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, environ map[string]string, stderr io.Writer) int {
+	if len(args) > 0 {
+		// These two configure themselves: they are not a resolver.
+		switch args[0] {
+		case "inject":
+			return runInject(args[1:], os.Stdin, os.Stdout, stderr)
+		case "webhook":
+			return runWebhook(environ, os.DirFS("/"), stderr)
+		}
+	}
 	cfg, err := loadConfig(environ, os.DirFS("/"))
 	if len(args) > 0 {
 		switch args[0] {
@@ -65,7 +76,7 @@ func run(args []string, environ map[string]string, stderr io.Writer) int {
 			}
 			return probe(cfg, stderr)
 		default:
-			fmt.Fprintf(stderr, "podns: unknown command %q (want no argument, or probe)\n", args[0])
+			fmt.Fprintf(stderr, "podns: unknown command %q (want no argument, probe, inject or webhook)\n", args[0])
 			return 2
 		}
 	}

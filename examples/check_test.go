@@ -227,7 +227,36 @@ func checkSecurity(pod *corev1.PodSpec, c *corev1.Container, img imageFacts) []s
 		bad("pod securityContext needs sysctl %s=53: a non-root podns cannot bind port 53 without it", unprivPortSysctl)
 	}
 
-	// PSS "restricted" for every container, podns's own settings stricter still.
+	v = append(v, checkRestricted(pod)...)
+
+	// podns's own settings, stricter still.
+	sc := c.SecurityContext
+	if sc == nil {
+		sc = &corev1.SecurityContext{}
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		bad("podns: readOnlyRootFilesystem must be true")
+	}
+	uid := firstInt(sc.RunAsUser, psc.RunAsUser)
+	switch {
+	case uid == nil:
+		bad("podns: runAsUser unset; set the image's numeric user %d", img.uid)
+	case *uid == 0:
+		bad("podns: runAsUser 0")
+	case *uid != img.uid:
+		bad("podns: runAsUser %d is not the Dockerfile's USER %d", *uid, img.uid)
+	}
+	return v
+}
+
+// checkRestricted: the restricted Pod Security Standard's rules for every container of the pod.
+func checkRestricted(pod *corev1.PodSpec) []string {
+	var v []string
+	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	psc := pod.SecurityContext
+	if psc == nil {
+		psc = &corev1.PodSecurityContext{}
+	}
 	for _, cc := range slices.Concat(pod.InitContainers, pod.Containers) {
 		sc := cc.SecurityContext
 		if sc == nil {
@@ -250,23 +279,6 @@ func checkSecurity(pod *corev1.PodSpec, c *corev1.Container, img imageFacts) []s
 		if seccompType(sc.SeccompProfile, psc.SeccompProfile) != corev1.SeccompProfileTypeRuntimeDefault {
 			bad("container %s: seccompProfile must be RuntimeDefault", cc.Name)
 		}
-	}
-
-	sc := c.SecurityContext
-	if sc == nil {
-		sc = &corev1.SecurityContext{}
-	}
-	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
-		bad("podns: readOnlyRootFilesystem must be true")
-	}
-	uid := firstInt(sc.RunAsUser, psc.RunAsUser)
-	switch {
-	case uid == nil:
-		bad("podns: runAsUser unset; set the image's numeric user %d", img.uid)
-	case *uid == 0:
-		bad("podns: runAsUser 0")
-	case *uid != img.uid:
-		bad("podns: runAsUser %d is not the Dockerfile's USER %d", *uid, img.uid)
 	}
 	return v
 }

@@ -13,9 +13,13 @@ import (
 	"regexp"
 	"sort"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -24,11 +28,12 @@ var errUnknownKind = errors.New("unknown apiVersion/kind")
 
 // object is one decoded document of an example file.
 type object struct {
-	file string // base name of the YAML file
+	file string // path of the YAML file relative to examples/
 	doc  int    // index of the document in the file, from 0
 	kind string // "apps/v1 Deployment"
 	name string
 	pod  *corev1.PodSpec // the pod template or pod spec; nil for kinds without one
+	obj  any             // the decoded object (a pointer to its k8s.io/api type)
 }
 
 func (o object) String() string { return fmt.Sprintf("%s#%d (%s %s)", o.file, o.doc, o.kind, o.name) }
@@ -51,6 +56,30 @@ func newObject(apiVersion, kind string) (any, func() *corev1.PodSpec, error) {
 	case "v1 Pod":
 		o := new(corev1.Pod)
 		return o, func() *corev1.PodSpec { return &o.Spec }, nil
+	}
+	var o any
+	switch apiVersion + " " + kind {
+	case "v1 Namespace":
+		o = new(corev1.Namespace)
+	case "v1 ServiceAccount":
+		o = new(corev1.ServiceAccount)
+	case "v1 Service":
+		o = new(corev1.Service)
+	case "rbac.authorization.k8s.io/v1 Role":
+		o = new(rbacv1.Role)
+	case "rbac.authorization.k8s.io/v1 RoleBinding":
+		o = new(rbacv1.RoleBinding)
+	case "policy/v1 PodDisruptionBudget":
+		o = new(policyv1.PodDisruptionBudget)
+	case "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration":
+		o = new(admissionregistrationv1.MutatingWebhookConfiguration)
+	case "cert-manager.io/v1 Issuer":
+		o = new(certManagerIssuer)
+	case "cert-manager.io/v1 Certificate":
+		o = new(certManagerCertificate)
+	}
+	if o != nil {
+		return o, func() *corev1.PodSpec { return nil }, nil
 	}
 	return nil, nil, fmt.Errorf("%w: %s %s", errUnknownKind, apiVersion, kind)
 }
@@ -99,13 +128,16 @@ func decodeDocument(file string, i int, doc []byte) (object, error) {
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		return object{}, fmt.Errorf("%s#%d: decoding %s %s strictly: %w", file, i, meta.APIVersion, meta.Kind, err)
 	}
-	return object{file: file, doc: i, kind: meta.APIVersion + " " + meta.Kind, name: meta.Metadata.Name, pod: podOf()}, nil
+	return object{file: file, doc: i, kind: meta.APIVersion + " " + meta.Kind, name: meta.Metadata.Name, pod: podOf(), obj: obj}, nil
 }
 
-// loadExamples decodes every document of every *.yaml and *.yml file in dir.
+// exampleDirs are the directories of examples, relative to examples/.
+var exampleDirs = []string{".", "webhook"}
+
+// loadExamples decodes every document of every *.yaml and *.yml file in dir and its exampleDirs.
 func loadExamples(dir string) ([]object, error) {
 	var files []string
-	for _, pattern := range []string{"*.yaml", "*.yml"} {
+	for _, pattern := range []string{"*.yaml", "*.yml", "webhook/*.yaml", "webhook/*.yml"} {
 		m, err := filepath.Glob(filepath.Join(dir, pattern))
 		if err != nil {
 			return nil, fmt.Errorf("listing %s: %w", pattern, err)
@@ -120,7 +152,11 @@ func loadExamples(dir string) ([]object, error) {
 			return nil, fmt.Errorf("reading example: %w", err)
 		}
 		for i, doc := range splitDocuments(data) {
-			o, err := decodeDocument(filepath.Base(f), i, doc)
+			rel, err := filepath.Rel(dir, f)
+			if err != nil {
+				return nil, err
+			}
+			o, err := decodeDocument(filepath.ToSlash(rel), i, doc)
 			if err != nil {
 				return nil, err
 			}
@@ -128,4 +164,37 @@ func loadExamples(dir string) ([]object, error) {
 		}
 	}
 	return objs, nil
+}
+
+// cert-manager's Issuer and Certificate (cert-manager.io/v1), with the fields the examples use; a
+// misspelt or unknown one fails the strict decoding as cert-manager's CRD schema would refuse it.
+type certManagerIssuer struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		SelfSigned *struct{} `json:"selfSigned,omitempty"`
+	} `json:"spec"`
+}
+
+type certManagerCertificate struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		SecretName  string   `json:"secretName"`
+		DNSNames    []string `json:"dnsNames"`
+		Duration    string   `json:"duration,omitempty"`
+		RenewBefore string   `json:"renewBefore,omitempty"`
+		PrivateKey  *struct {
+			Algorithm      string `json:"algorithm,omitempty"`
+			Size           int    `json:"size,omitempty"`
+			RotationPolicy string `json:"rotationPolicy,omitempty"`
+		} `json:"privateKey,omitempty"`
+		IssuerRef struct {
+			Kind  string `json:"kind,omitempty"`
+			Name  string `json:"name"`
+			Group string `json:"group,omitempty"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
 }

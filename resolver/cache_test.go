@@ -274,7 +274,8 @@ func TestShutdownAnswersEveryMiss(t *testing.T) {
 
 // TestWalkAsksInOrder: a candidate is asked only once the ones ahead of it are known empty, as
 // ClusterFirst asks them; a later candidate is probed with A alone (its NXDOMAIN denies AAAA too), and
-// the probe's NXDOMAIN for a name of several labels has the walk ask the cut name (learnCut).
+// the probe's NXDOMAIN for a name of several labels has the walk ask the cut name (learnCut); under the
+// cluster domain itself the cut name is asked instead of the candidate (cutFirst).
 func TestWalkAsksInOrder(t *testing.T) {
 	h := newHarness(t)
 	h.ask(t, "udp", "graylog", dns.TypeA)
@@ -296,6 +297,7 @@ func TestWalkAsksInOrder(t *testing.T) {
 		{"www.example.com.svc.cluster.local.", dns.TypeA, 1},
 		{"www.example.com.svc.cluster.local.", dns.TypeAAAA, 0},
 		{"com.svc.cluster.local.", dns.TypeA, 1},
+		{"www.example.com.cluster.local.", dns.TypeA, 0}, // its cut name is asked first (cutFirst)
 		{"www.example.com.cluster.local.", dns.TypeAAAA, 0},
 		{"com.cluster.local.", dns.TypeA, 1},
 		{"www.example.com.", dns.TypeA, 1},

@@ -150,10 +150,10 @@ func TestColdPassCost(t *testing.T) {
 			t.Errorf("%s: podns sent %d queries, want at most ClusterFirst's %d", r.class, r.podns, r.glibc)
 		}
 	}
-	// The target is half; this mix, with its cheap short names and one name of each cut, gets
-	// 0.56 (README's table): the bound holds the measured figure, not the wish.
-	if 100*total.podns > 60*total.glibc {
-		t.Errorf("total: podns sent %d queries, want at most 0.6 of ClusterFirst's %d", total.podns, total.glibc)
+	// Half is the aim; this mix, with its cheap short names and few names per cut, gets 68 of 127
+	// (README's table): the bound holds the measured figure.
+	if 100*total.podns > 55*total.glibc {
+		t.Errorf("total: podns sent %d queries, want at most 0.55 of ClusterFirst's %d", total.podns, total.glibc)
 	}
 	st := h.srv.Stats()
 	if st.CutHits == 0 {

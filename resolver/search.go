@@ -121,14 +121,26 @@ func lowerWire(dst, name []byte) []byte {
 	return dst
 }
 
-// known reports whether name (a lower-case FQDN) is a search domain or above one: such a name exists.
+// known reports whether name (a lower-case FQDN) is known to exist: a search domain or above one, or
+// pod.<cluster domain>, where the Kubernetes DNS specification puts the pods' records.
 func (s *searcher) known(name string) bool {
+	if s.cluster != "" && name == "pod."+s.cluster {
+		return true
+	}
 	for _, d := range s.search {
 		if dns.IsSubDomain(name, d) {
 			return true
 		}
 	}
 	return false
+}
+
+// cutFirst reports whether the walk asks cut, the cut name of candidate cand (cutName), before cand:
+// when cand's search domain is the cluster domain itself. The Kubernetes DNS specification puts every
+// name there under svc or pod (both known), so the cut name's NXDOMAIN is all but certain, costs the
+// one query cand's probe would, and answers for every name with the same last label.
+func (s *searcher) cutFirst(cand, cut string) bool {
+	return cut != "" && cut != cand && dns.CountLabel(cut) == dns.CountLabel(s.cluster)+1 && !s.known(cut)
 }
 
 // cutName is the name whose NXDOMAIN would show that the search candidate cand of name (both lower-case

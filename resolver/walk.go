@@ -62,6 +62,12 @@ walk:
 			clamp = min(clamp, ttl)
 			continue
 		}
+		if s.search.cutFirst(c, cut) {
+			if ttl, ok := w.probeCut(ctx, cut); ok {
+				clamp = min(clamp, ttl)
+				continue
+			}
+		}
 		// Both types at once where no cut is left to learn and the answer is likely: the first
 		// candidate of a one-label name, and the name as given (first at or above ndots, else last).
 		full := cut == "" || (cut == c && asked == 0)
@@ -259,6 +265,26 @@ func (w *walker) learnCut(cut string) {
 		}
 		return nil, errCutProbe // nothing for the flight to store: the lookup stored its answer
 	})
+}
+
+// probeCut asks cut's A and waits: its NXDOMAIN is kept as a cut, and reported with its TTL.
+func (w *walker) probeCut(ctx context.Context, cut string) (uint32, bool) {
+	s := w.s
+	h := s.lookupFor(cut, dns.TypeA, w.wq.qclass, false, false, w.force, startQueued, false)
+	if h.started {
+		w.started++
+	}
+	s.flushQueued()
+	m, ok := h.wait(ctx, s)
+	if !ok || m.Rcode != dns.RcodeNameError {
+		return 0, false
+	}
+	w.setCut(cut, candAnswer{m, h.entry()})
+	t := minTTL(m)
+	if t == math.MaxUint32 {
+		t = 0
+	}
+	return t, true
 }
 
 // errCutProbe ends the flight of a cut probe (learnCut), which has no reply of its own.

@@ -189,3 +189,26 @@ func TestExternalRoundTrips(t *testing.T) {
 		t.Errorf("with the cuts known: %.1f round trips, want 1", warm)
 	}
 }
+
+// TestSlowClusterAsksAhead: when the cluster DNS is slow (here every answer takes 300 ms: a hedge, a
+// lost packet), a walk asks the rest of its candidates at once after askAheadAfter instead of waiting
+// 300 ms per candidate, and still sends no more than glibc would.
+func TestSlowClusterAsksAhead(t *testing.T) {
+	const rtt = 300 * time.Millisecond
+	h := newHarness(t)
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		time.Sleep(rtt) // the slow cluster DNS, not a wait for something to happen
+		return nil, nil
+	})
+	start := time.Now()
+	h.lookup(t, "www.example.com", false)
+	took := time.Since(start)
+	waitFor(t, func() bool { return h.inflight() == 0 })
+	if took > 3*rtt {
+		t.Errorf("answered after %v, want under %v: four candidates one after another take %v", took, 3*rtt, 4*rtt)
+	}
+	if got, glibc := h.up.Total(), resolvertest.ClusterFirstQueries(h.zones, testSearch, 5, "www.example.com", dns.TypeA, dns.TypeAAAA); got > uint64(glibc) {
+		t.Errorf("sent %d queries, want at most ClusterFirst's %d", got, glibc)
+	}
+	t.Logf("answered after %v with %d queries", took, h.up.Total())
+}

@@ -50,6 +50,7 @@ type walkQuestion struct {
 func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Msg, error) {
 	cands := s.search.candidates(make([]string, 0, 4), wq.name)
 	w := s.newWalker(wq, force)
+	defer w.slow.Stop()
 	var nodata, own *dns.Msg
 	failed := false
 	clamp := uint32(math.MaxUint32)
@@ -57,6 +58,7 @@ func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Ms
 	end := len(cands)
 walk:
 	for i, c := range cands {
+		w.rest = cands[i+1:]
 		cut := s.search.cutName(wq.name, c)
 		if ttl, ok := w.underCut(c, cut); ok {
 			clamp = min(clamp, ttl)
@@ -125,10 +127,23 @@ type walker struct {
 	paired  bool
 	probe   int // the index in types of the type a candidate is probed with
 	started int // queries this walk sent upstream
+
+	// slow fires askAheadAfter into the walk; then, while a cluster candidate is awaited, the
+	// candidates after it (rest) are asked at once (askAhead), once.
+	slow  *time.Timer
+	rest  []string
+	ahead bool
 }
 
+// askAheadAfter: a cluster candidate answered in well under a millisecond when the cluster DNS is
+// healthy; one still unanswered after 100 ms met a lost packet, a hedge to another server or an
+// overloaded one, and every round still to come would wait as long, past the 3 s a walk may take
+// (Config.Timeout) and the 5 s the client waits. Then the rest of the walk is asked at once: queries
+// spent only when the cluster DNS is slow, to keep the answer within the client's patience.
+const askAheadAfter = 100 * time.Millisecond
+
 func (s *Server) newWalker(wq walkQuestion, force bool) *walker {
-	w := &walker{s: s, wq: wq, force: force}
+	w := &walker{s: s, wq: wq, force: force, slow: time.NewTimer(askAheadAfter)}
 	w.types[0] = wq.qtype
 	w.types[1], w.paired = s.pairFor(wq.qtype, wq.qclass)
 	// getaddrinfo's A and AAAA walks of one name run at once: probing both with A lets them share every
@@ -165,15 +180,14 @@ func (w *walker) try(ctx context.Context, c string, full bool) (candAnswer, cand
 	ask := func(i int) {
 		if !asked[i] {
 			asked[i] = true
-			hs[i] = w.s.lookupFor(c, w.types[i], w.wq.qclass, w.wq.do, w.wq.cd, w.force, startQueued, false)
-			if hs[i].started {
-				w.started++
-			}
+			hs[i] = w.lookup(c, w.types[i])
+			w.count(hs[i])
 		}
 	}
 	get := func(i int) (*dns.Msg, bool) {
 		ask(i)
 		w.s.flushQueued() // the queries of one round go upstream in one write
+		w.waitSlow(ctx, c, hs[i])
 		return hs[i].wait(ctx, w.s)
 	}
 	if full {
@@ -206,18 +220,76 @@ func (w *walker) try(ctx context.Context, c string, full bool) (candAnswer, cand
 	return candAnswer{msg: m}, candNoData
 }
 
+// waitSlow waits for h, a lookup of candidate c, until the walk is slow (askAheadAfter): then, if c is
+// under the cluster domain, it asks the rest of the walk at once. The name as given, first at or above
+// ndots, is not: a name out of the cluster may take that long.
+func (w *walker) waitSlow(ctx context.Context, c string, h handle) {
+	if w.ahead || h.call == nil || w.s.search.cluster == "" || !dns.IsSubDomain(w.s.search.cluster, c) {
+		return
+	}
+	select {
+	case <-h.call.done:
+	case <-ctx.Done():
+	case <-w.slow.C:
+		w.askAhead()
+	}
+}
+
+// askAhead sends the first queries the walk would send for each candidate still to come, so that they
+// all wait out the slow cluster DNS together. The walk then goes on in order, and finds them asked.
+func (w *walker) askAhead() {
+	w.ahead = true
+	s := w.s
+	for _, c := range w.rest {
+		cut := s.search.cutName(w.wq.name, c)
+		if _, ok := w.cutTTL(c, cut); ok {
+			continue
+		}
+		switch {
+		case s.search.cutFirst(c, cut): // as probeCut asks it
+			w.count(s.lookupFor(cut, dns.TypeA, w.wq.qclass, false, false, w.force, startQueued, false))
+		case cut == "": // the name as given: both types at once, as try asks it
+			w.count(w.lookup(c, w.types[0]))
+			if w.paired {
+				w.count(w.lookup(c, w.types[1]))
+			}
+		default:
+			w.count(w.lookup(c, w.types[w.probe]))
+		}
+	}
+	s.flushQueued()
+}
+
+// lookup asks for one type of candidate c, its queries queued for the next flushQueued.
+func (w *walker) lookup(c string, qtype uint16) handle {
+	return w.s.lookupFor(c, qtype, w.wq.qclass, w.wq.do, w.wq.cd, w.force, startQueued, false)
+}
+
+// count counts h's query, if it sent one.
+func (w *walker) count(h handle) {
+	if h.started {
+		w.started++
+	}
+}
+
 // underCut reports whether candidate c is known empty from a cut: its own NXDOMAIN, for any type, or
 // its cut name's (cutName), and for how long the cut lasts (seconds). A refresh asks again.
 func (w *walker) underCut(c, cut string) (uint32, bool) {
+	ttl, ok := w.cutTTL(c, cut)
+	if ok {
+		w.s.stats.cutHits.Add(1)
+	}
+	return ttl, ok
+}
+
+// cutTTL is underCut without counting a hit.
+func (w *walker) cutTTL(c, cut string) (uint32, bool) {
 	if cut == "" || w.force {
 		return 0, false
 	}
 	ttl, ok := w.s.cutAt(c, w.wq.qclass)
 	if !ok && cut != c {
 		ttl, ok = w.s.cutAt(cut, w.wq.qclass)
-	}
-	if ok {
-		w.s.stats.cutHits.Add(1)
 	}
 	return ttl, ok
 }

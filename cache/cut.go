@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// ErrNotCut: SetCut was given an entry that is not a fresh NXDOMAIN, or a key AppendCutKey did not make.
+// ErrNotCut: SetCut was given an entry that is not a fresh NXDOMAIN for the question's own name, or a
+// key AppendCutKey did not make.
 var ErrNotCut = errors.New("cache: not a fresh NXDOMAIN under a cut key")
 
 // AppendCutKey appends the key of an NXDOMAIN cut at qname (wire format, any case) in qclass: view
@@ -18,10 +19,11 @@ func AppendCutKey(dst, qname []byte, qclass uint16) []byte {
 // SetCut stores e, an NXDOMAIN entry Set or StoreWire returned, as the cut under key (AppendCutKey):
 // it lives exactly as long as e, that is the negative TTL of RFC 2308 §5 capped by NegMaxTTL, is
 // charged against MaxBytes like any entry, and is never served stale: a cut past its TTL says nothing.
-// The entry's buffer is shared with e, and charged again, so the bound errs high.
+// The entry's buffer is shared with e, and charged again, so the bound errs high. An NXDOMAIN behind a
+// CNAME denies the chain's last name, not the question's (RFC 6604 §2): it is no cut.
 func (c *Cache) SetCut(key []byte, e *Entry) error {
 	now := c.cfg.now()
-	if len(key) <= keyName || key[keyView] != ViewCut || e == nil || e.kind != NXDomain || e.TTL(now) <= 0 {
+	if len(key) <= keyName || key[keyView] != ViewCut || e == nil || e.kind != NXDomain || e.Answers() > 0 || e.TTL(now) <= 0 {
 		return ErrNotCut
 	}
 	s := c.shardFor(key)

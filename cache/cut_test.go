@@ -23,6 +23,7 @@ func TestCut(t *testing.T) {
 		{"nxdomain, minimum lower", dns.RcodeNameError, nil, 30, 5, 5 * time.Second},
 		{"nxdomain, soa ttl lower", dns.RcodeNameError, nil, 10, 60, 10 * time.Second},
 		{"nodata", dns.RcodeSuccess, nil, 30, 30, 0},
+		{"nxdomain behind a cname", dns.RcodeNameError, []string{"com.apps.svc.cluster.local. 30 IN CNAME gone.example.com."}, 30, 30, 0},
 		{"positive", dns.RcodeSuccess, []string{"com.apps.svc.cluster.local. 30 IN A 10.0.0.1"}, 30, 30, 0},
 	}
 	for _, tt := range tests {

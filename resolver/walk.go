@@ -46,7 +46,8 @@ type walkQuestion struct {
 //   - the probe's NXDOMAIN at a candidate of a name of several labels pays for asking its cut name
 //     (learnCut), once per cut and negative TTL: the next names with that last label skip it.
 //
-// So a walk costs at most what glibc sends for the same name, whatever the cache holds.
+// So a walk costs at most what glibc sends for the same name, whatever the cache holds, unless the
+// cluster DNS is slow (askAheadAfter).
 func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Msg, error) {
 	cands := s.search.candidates(make([]string, 0, 4), wq.name)
 	w := s.newWalker(wq, force)

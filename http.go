@@ -121,6 +121,7 @@ func (a *app) writeResolverMetrics(p promWriter) {
 	p.counter("podns_search_walks_total", "Search-list expansions run (cache misses of short names).", st.SearchWalks)
 	p.counter("podns_search_upstream_queries_total", "Upstream queries the search walks sent.", st.WalkUpstream)
 	p.counter("podns_search_clusterfirst_queries_total", "Queries glibc under ClusterFirst would have sent for the same walks; minus podns_search_upstream_queries_total, the queries saved.", st.WalkClusterFirst)
+	p.counter("podns_search_cut_hits_total", "Search candidates known empty from a cached NXDOMAIN cut (RFC 8020), without a query.", st.CutHits)
 	p.counter("podns_dropped_total", "Packets dropped: not a query, or too short for a header.", st.Dropped)
 	p.counter("podns_overloaded_total", "Queries answered SERVFAIL because too many were in flight.", st.Overloaded)
 	p.counter("podns_tcp_refused_total", "Client TCP connections refused over the limit.", st.TCPRefused)

@@ -21,6 +21,8 @@ const (
 	// ViewSearch keys a reply the resolver composed for a client question that went through search
 	// expansion.
 	ViewSearch byte = 1
+	// ViewCut keys an NXDOMAIN cut (AppendCutKey, SetCut).
+	ViewCut byte = 2
 )
 
 // AppendKey appends the cache key for a question to dst and returns it. qname is the question name in

@@ -96,3 +96,25 @@ func BenchmarkAnswerMiss(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWalkMiss is the slow path of a searched name never seen: a short name that no candidate
+// has, so the walk goes through all four, with an upstream answering in process.
+func BenchmarkWalkMiss(b *testing.B) {
+	h := newHarness(b)
+	names := make([][]byte, b.N)
+	for i := range names {
+		m := new(dns.Msg)
+		m.SetQuestion(fmt.Sprintf("u%d.", i), dns.TypeA)
+		names[i] = packMsg(b, m)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		q, rc := parseQuery(names[i])
+		if out := h.srv.answer(nil, &q, rc, 512); len(out) < headerLen {
+			b.Fatal("no reply")
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(h.up.Total())/float64(b.N), "upstream/op")
+}

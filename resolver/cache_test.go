@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -271,10 +272,11 @@ func TestShutdownAnswersEveryMiss(t *testing.T) {
 	}
 }
 
-// TestWalkAsksOutsideOnlyWhenNeeded: candidates under the cluster domain are asked at once; the name as
-// given, which costs the cluster DNS a query out of the cluster, only once the walk reaches it, as
-// ClusterFirst would.
-func TestWalkAsksOutsideOnlyWhenNeeded(t *testing.T) {
+// TestWalkAsksInOrder: a candidate is asked only once the ones ahead of it are known empty, as
+// ClusterFirst asks them; a later candidate is probed with A alone (its NXDOMAIN denies AAAA too), and
+// the probe's NXDOMAIN for a name of several labels has the walk ask the cut name (learnCut); under the
+// cluster domain itself the cut name is asked instead of the candidate (cutFirst).
+func TestWalkAsksInOrder(t *testing.T) {
 	h := newHarness(t)
 	h.ask(t, "udp", "graylog", dns.TypeA)
 	h.ask(t, "udp", "www.example.com", dns.TypeA)
@@ -284,11 +286,20 @@ func TestWalkAsksOutsideOnlyWhenNeeded(t *testing.T) {
 		qtype uint16
 		want  int
 	}{
-		{"graylog.", dns.TypeA, 0},
-		{"graylog.", dns.TypeAAAA, 0},
 		{"graylog.apps.svc.cluster.local.", dns.TypeA, 1},
-		{"graylog.cluster.local.", dns.TypeA, 1}, // speculative: cheap for the cluster DNS
+		{"graylog.apps.svc.cluster.local.", dns.TypeAAAA, 1}, // the first candidate: both at once
+		{"graylog.svc.cluster.local.", dns.TypeA, 0},
+		{"graylog.cluster.local.", dns.TypeA, 0},
+		{"graylog.", dns.TypeA, 0},
 		{"www.example.com.apps.svc.cluster.local.", dns.TypeA, 1},
+		{"www.example.com.apps.svc.cluster.local.", dns.TypeAAAA, 0},
+		{"com.apps.svc.cluster.local.", dns.TypeA, 1},
+		{"www.example.com.svc.cluster.local.", dns.TypeA, 1},
+		{"www.example.com.svc.cluster.local.", dns.TypeAAAA, 0},
+		{"com.svc.cluster.local.", dns.TypeA, 1},
+		{"www.example.com.cluster.local.", dns.TypeA, 0}, // its cut name is asked first (cutFirst)
+		{"www.example.com.cluster.local.", dns.TypeAAAA, 0},
+		{"com.cluster.local.", dns.TypeA, 1},
 		{"www.example.com.", dns.TypeA, 1},
 		{"www.example.com.", dns.TypeAAAA, 1},
 	}
@@ -296,5 +307,74 @@ func TestWalkAsksOutsideOnlyWhenNeeded(t *testing.T) {
 		if got := h.up.Asked(tt.name, tt.qtype); got != tt.want {
 			t.Errorf("%s %s asked %d times, want %d", tt.name, dns.TypeToString[tt.qtype], got, tt.want)
 		}
+	}
+}
+
+// TestCutExpires: an NXDOMAIN cut hides the names below it for its negative TTL only (5 s in the
+// testdata zone: min(SOA TTL 30, MINIMUM 5)); a Service created under a cut name is then seen, as
+// ClusterFirst would see it.
+func TestCutExpires(t *testing.T) {
+	h := newHarness(t)
+	h.ask(t, "udp", "www.example.com", dns.TypeA) // learns the cuts of com
+	waitFor(t, func() bool { return h.inflight() == 0 })
+	const shop = "shop.com.apps.svc.cluster.local."
+	if r := h.ask(t, "udp", "shop.com", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Fatalf("shop.com got %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+	if got := h.up.Asked(shop, dns.TypeA); got != 0 {
+		t.Errorf("%s asked %d times under the cut, want 0", shop, got)
+	}
+	if h.srv.Stats().CutHits == 0 {
+		t.Errorf("cut hits got 0, want some")
+	}
+	// A Service "com" with a named endpoint "shop" is created in the pod's namespace.
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		name := strings.ToLower(q.Question[0].Name)
+		if !dns.IsSubDomain("com.apps.svc.cluster.local.", name) {
+			return nil, nil
+		}
+		r := new(dns.Msg)
+		r.SetReply(q)
+		r.RecursionAvailable = true
+		exists := name == shop || name == "com.apps.svc.cluster.local."
+		if exists && q.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(name + " 30 IN A 10.9.9.9")
+			r.Answer = []dns.RR{rr}
+		} else {
+			if !exists {
+				r.Rcode = dns.RcodeNameError
+			}
+			soa, _ := dns.NewRR("cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5")
+			r.Ns = []dns.RR{soa}
+		}
+		return r, nil
+	})
+	h.clock.Advance(6 * time.Second)
+	r := h.ask(t, "udp", "shop.com", dns.TypeA)
+	if len(r.Answer) != 2 || r.Answer[0].(*dns.CNAME).Target != shop {
+		t.Errorf("after the cut's TTL got %s %v, want the CNAME to %s and its A", dns.RcodeToString[r.Rcode], r.Answer, shop)
+	}
+}
+
+// TestNoDataIsNoCut: a name that exists without records (a Namespace) is no cut: names below it are
+// asked. x.other's walk probes other.svc.cluster.local (NODATA); db.other is then still found there.
+func TestNoDataIsNoCut(t *testing.T) {
+	h := newHarness(t)
+	if r := h.ask(t, "udp", "x.other", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Fatalf("x.other got %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+	waitFor(t, func() bool { return h.inflight() == 0 })
+	for _, name := range []string{"other.apps.svc.cluster.local.", "other.svc.cluster.local."} {
+		if got := h.up.Asked(name, dns.TypeA); got != 1 {
+			t.Errorf("cut name %s asked %d times, want 1", name, got)
+		}
+	}
+	r := h.ask(t, "udp", "db.other", dns.TypeA)
+	checkClusterFirst(t, h, "db.other", dns.TypeA, r)
+	if got := h.up.Asked("db.other.apps.svc.cluster.local.", dns.TypeA); got != 0 {
+		t.Errorf("db.other.apps.svc.cluster.local. asked %d times under the cut other.apps.svc, want 0", got)
+	}
+	if got := h.up.Asked("db.other.svc.cluster.local.", dns.TypeA); got != 1 {
+		t.Errorf("db.other.svc.cluster.local. asked %d times, want 1: NODATA is no cut", got)
 	}
 }

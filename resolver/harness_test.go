@@ -55,7 +55,13 @@ func loadTestZones(t testing.TB) *resolvertest.Zones {
 // newHarness starts a Server on 127.0.0.1 with an in-process upstream serving the testdata zones.
 func newHarness(t testing.TB, tweak ...func(*Config, *cache.Config)) *harness {
 	t.Helper()
-	h := &harness{zones: loadTestZones(t), clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}}
+	return newHarnessZones(t, loadTestZones(t), tweak...)
+}
+
+// newHarnessZones is newHarness with the upstream serving z.
+func newHarnessZones(t testing.TB, z *resolvertest.Zones, tweak ...func(*Config, *cache.Config)) *harness {
+	t.Helper()
+	h := &harness{zones: z, clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}}
 	h.up = &resolvertest.Exchanger{Zones: h.zones}
 	cfg := Config{
 		Listen:        []string{"127.0.0.1:0"},

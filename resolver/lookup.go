@@ -298,6 +298,22 @@ type handle struct {
 	run     bool // with lookup's inline: the asker must run the call (s.run)
 }
 
+// entry is the cache entry that holds the lookup's reply, once the lookup is done; nil when the reply
+// was not stored (or the lookup failed).
+func (h handle) entry() *cache.Entry {
+	if h.hit != nil {
+		return h.hit
+	}
+	if h.call != nil {
+		select {
+		case <-h.call.done:
+			return h.call.entry
+		default:
+		}
+	}
+	return nil
+}
+
 // wait returns the lookup's reply; usable reports whether it is an answer (NOERROR or NXDOMAIN) rather
 // than a failure. A failed refresh falls back to the stale entry.
 func (h handle) wait(ctx context.Context, s *Server) (m *dns.Msg, usable bool) {

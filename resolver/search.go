@@ -121,10 +121,53 @@ func lowerWire(dst, name []byte) []byte {
 	return dst
 }
 
-// speculative reports whether a search candidate may be asked before the candidates ahead of it are
-// known to be empty: names under the cluster domain are, because the cluster DNS answers them from
-// memory. Any other candidate (the name as given, an outside search domain) would cost the cluster DNS
-// a query out of the cluster, which ClusterFirst only sends once the walk gets there.
-func (s *searcher) speculative(cand string) bool {
-	return s.cluster != "" && dns.IsSubDomain(s.cluster, cand)
+// known reports whether name (a lower-case FQDN) is known to exist: a search domain or above one, or
+// pod.<cluster domain>, where the Kubernetes DNS specification puts the pods' records.
+func (s *searcher) known(name string) bool {
+	if s.cluster != "" && name == "pod."+s.cluster {
+		return true
+	}
+	for _, d := range s.search {
+		if dns.IsSubDomain(name, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// cutFirst reports whether the walk asks cut, the cut name of candidate cand (cutName), before cand:
+// when cand's search domain is the cluster domain itself. The Kubernetes DNS specification puts every
+// name there under svc or pod (both known), so the cut name's NXDOMAIN is all but certain, costs the
+// one query cand's probe would, and answers for every name with the same last label.
+func (s *searcher) cutFirst(cand, cut string) bool {
+	return cut != "" && cut != cand && dns.CountLabel(cut) == dns.CountLabel(s.cluster)+1 && !s.known(cut)
+}
+
+// cutName is the name whose NXDOMAIN would show that the search candidate cand of name (both lower-case
+// FQDNs) is empty, and that every candidate of any name with the same last label under the same search
+// domain is: that label under the search domain ("com.apps.svc.cluster.local." for
+// "www.example.com.apps.svc.cluster.local."). RFC 8020: nothing exists below an NXDOMAIN. It is cand
+// itself for a one-label name, and "" when no cut is trusted for cand.
+//
+// Cuts are trusted only one label under a search domain under the cluster domain, where the cluster
+// DNS (CoreDNS's kubernetes plugin) is authoritative: a Service under <ns>.svc, a Namespace under svc,
+// svc or pod under the domain. Deeper, CoreDNS answers NXDOMAIN above names that exist:
+// _tcp.<svc>.<ns>.svc (the parent of an SRV name), and with the multicluster and zonal options the
+// parents of their names. Under the domain itself, it answers NXDOMAIN for dns.<domain> and
+// dns-version.<domain> yet serves ns.dns.<domain> (its NS record's address) and a TXT at
+// dns-version.<domain>: those two are never cuts. Outside the cluster domain an authoritative server
+// may break RFC 8020 (its §4 lists some), and a cut there would save little: the name as given is
+// asked as it is.
+func (s *searcher) cutName(name, cand string) string {
+	if s.cluster == "" || cand == name || !dns.IsSubDomain(s.cluster, cand) {
+		return ""
+	}
+	domain := cand[len(name):]
+	labels := dns.Split(name) // where labels start: an escaped dot (a\.b) starts none
+	top := name[labels[len(labels)-1]:]
+	cut := top + domain
+	if domain == s.cluster && (top == "dns." || top == "dns-version.") {
+		return ""
+	}
+	return cut
 }

@@ -48,8 +48,8 @@ type Config struct {
 	Listen []string // host:port addresses, each served on UDP and TCP; required
 	Search []string // search domains, in order (ClusterFirst: <ns>.svc.<domain>, svc.<domain>, <domain>)
 	Ndots  int      // as in resolv.conf
-	// ClusterDomain ("cluster.local"): names under it are never searched, and search candidates under
-	// it are asked speculatively, all at once (the cluster DNS answers them from memory).
+	// ClusterDomain ("cluster.local"): names under it are never searched, and the NXDOMAINs of search
+	// candidates under it are kept as cuts (RFC 8020) that answer later candidates without a query.
 	ClusterDomain string
 	NoSearch      []string // more suffixes whose names go upstream as they are
 

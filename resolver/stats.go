@@ -34,6 +34,7 @@ type stats struct {
 	walks            atomic.Uint64
 	walkUpstream     atomic.Uint64 // queries the walks sent upstream
 	walkClusterFirst atomic.Uint64 // queries glibc under ClusterFirst would have sent for them
+	cutHits          atomic.Uint64 // search candidates known empty from an NXDOMAIN cut
 	dropped          atomic.Uint64
 	overloaded       atomic.Uint64
 	tcpRefused       atomic.Uint64
@@ -67,6 +68,8 @@ func isBadVers(reply []byte) bool {
 	return n >= headerLen+optRRLen && reply[n-optRRLen+2] == byte(dns.TypeOPT) && reply[n-optRRLen+5] == 1
 }
 
+// countWalk counts a walk: the queries it sent, and the candidates glibc would have walked for the same
+// question, one query each (getaddrinfo's A and AAAA are two questions, so two walks, two per candidate).
 func (st *stats) countWalk(upstream, clusterFirst int) {
 	st.walks.Add(1)
 	st.walkUpstream.Add(uint64(upstream))
@@ -89,6 +92,7 @@ type Stats struct {
 	SearchWalks      uint64
 	WalkUpstream     uint64 // queries the search walks sent upstream
 	WalkClusterFirst uint64 // queries ClusterFirst's glibc would have sent for the same walks
+	CutHits          uint64 // search candidates answered empty from an NXDOMAIN cut (RFC 8020)
 	Dropped          uint64 // packets that were not queries
 	Overloaded       uint64 // queries answered SERVFAIL because MaxInFlight was reached
 	TCPRefused       uint64 // client TCP connections over MaxTCPConns
@@ -119,6 +123,7 @@ func (s *Server) Stats() Stats {
 		SearchWalks:      st.walks.Load(),
 		WalkUpstream:     st.walkUpstream.Load(),
 		WalkClusterFirst: st.walkClusterFirst.Load(),
+		CutHits:          st.cutHits.Load(),
 		Dropped:          st.dropped.Load(),
 		Overloaded:       st.overloaded.Load(),
 		TCPRefused:       st.tcpRefused.Load(),

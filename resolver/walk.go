@@ -3,9 +3,13 @@ package resolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/podns/podns/cache"
 )
 
 // errAllFailed: every candidate of a search walk failed (timeout, SERVFAIL...): the client gets SERVFAIL
@@ -21,8 +25,7 @@ type walkQuestion struct {
 	do, cd bool
 }
 
-// walk resolves a searched name as glibc does under ClusterFirst (res_query.c __res_context_search), but
-// with the candidates under the cluster domain asked at once (searcher.speculative):
+// walk resolves a searched name as glibc does under ClusterFirst (res_query.c __res_context_search):
 //
 //   - the walk ends at the first candidate, in order, that has records — for A and AAAA, records of
 //     either type (glibc asks both and stops when either has an answer), so the A and AAAA replies of a
@@ -31,84 +34,82 @@ type walkQuestion struct {
 //   - with no records anywhere: NODATA if some candidate had it, else SERVFAIL if some failed, else the
 //     name's own NXDOMAIN (glibc's got_nodata, got_servfail, then the last error).
 //
-// A later candidate's answer is used only once the earlier ones are known to be empty.
+// It never asks a candidate before the ones ahead of it are known to be empty: every query a walk sends
+// costs the cluster DNS, times the pod count, and one asked ahead is wasted whenever an earlier
+// candidate answers. What it saves on ClusterFirst comes from what it knows instead:
+//
+//   - a candidate under a cached NXDOMAIN cut (cutName; RFC 8020) is empty, and costs no query;
+//   - an NXDOMAIN for one type is one for every type, so a candidate is probed with one query (probe)
+//     and the other type is asked only when the probe is not NXDOMAIN. Where the answer is likely
+//     (the first candidate of a one-label name, the name as given) both types go at once, as glibc
+//     sends them: the same cost, and no round trip more;
+//   - the probe's NXDOMAIN at a candidate of a name of several labels pays for asking its cut name
+//     (learnCut), once per cut and negative TTL: the next names with that last label skip it.
+//
+// So a walk costs at most what glibc sends for the same name, whatever the cache holds, unless the
+// cluster DNS is slow (askAheadAfter).
 func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Msg, error) {
 	cands := s.search.candidates(make([]string, 0, 4), wq.name)
-	other, paired := s.pairFor(wq.qtype, wq.qclass)
-	primary := make([]handle, len(cands))
-	var second []handle
-	if paired {
-		second = make([]handle, len(cands))
-	}
-	asked := make([]bool, len(cands))
-	started := 0
-	// The queries of one round of asks go upstream in one write (flushQueued).
-	ask := func(i int) {
-		asked[i] = true
-		primary[i] = s.lookupFor(cands[i], wq.qtype, wq.qclass, wq.do, wq.cd, force, startQueued, false)
-		if primary[i].started {
-			started++
-		}
-		if paired {
-			second[i] = s.lookupFor(cands[i], other, wq.qclass, wq.do, wq.cd, force, startQueued, false)
-			if second[i].started {
-				started++
-			}
-		}
-	}
-	for i, c := range cands {
-		if i == 0 || s.search.speculative(c) {
-			ask(i)
-		}
-	}
-	s.flushQueued()
-
-	perCandidate := 1
-	if paired {
-		perCandidate = 2
-	}
+	w := s.newWalker(wq, force)
+	defer w.slow.Stop()
 	var nodata, own *dns.Msg
 	failed := false
 	clamp := uint32(math.MaxUint32)
+	asked := 0
+	end := len(cands)
+walk:
 	for i, c := range cands {
-		if !asked[i] { // every candidate before it is known to be empty: ClusterFirst would ask it now
-			ask(i)
-			s.flushQueued()
+		w.rest = cands[i+1:]
+		cut := s.search.cutName(wq.name, c)
+		if ttl, ok := w.underCut(c, cut); ok {
+			clamp = min(clamp, ttl)
+			continue
 		}
-		m, ok := primary[i].wait(ctx, s)
-		found := ok && hasRecords(m)
-		if !found && paired {
-			if m2, ok2 := second[i].wait(ctx, s); ok2 && hasRecords(m2) {
-				if !ok {
-					failed = true // the other type has records here, but ours failed: no answer
-					break
-				}
-				found = true
+		if s.search.cutFirst(c, cut) {
+			if ttl, ok := w.probeCut(ctx, cut); ok {
+				clamp = min(clamp, ttl)
+				continue
 			}
 		}
-		if found {
-			s.stats.countWalk(started, perCandidate*(i+1))
-			return compose(wq, c, m, clamp), nil
-		}
-		if !ok {
+		// Both types at once where no cut is left to learn and the answer is likely: the first
+		// candidate of a one-label name, and the name as given (first at or above ndots, else last).
+		full := cut == "" || (cut == c && asked == 0)
+		asked++
+		m, st := w.try(ctx, c, full)
+		switch st {
+		case candFound:
+			s.stats.countWalk(w.started, i+1)
+			return compose(wq, c, m.msg, clamp), nil
+		case candFatal: // the other type has records here, but ours failed: no answer
+			failed = true
+			end = i + 1
+			break walk
+		case candFailed:
 			// A candidate that failed may exist: what a later one answers must not be cached past now.
 			failed = true
 			clamp = 0
 			continue
+		case candNX:
+			if cut != "" {
+				w.setCut(c, m)
+				if cut != c {
+					w.learnCut(cut)
+				}
+			}
 		}
-		t := minTTL(m)
+		t := minTTL(m.msg)
 		if t == math.MaxUint32 { // a negative answer without SOA is not cacheable, nor what it decided
 			t = 0
 		}
 		clamp = min(clamp, t)
-		if m.Rcode == dns.RcodeSuccess && nodata == nil {
-			nodata = m
+		if m.msg.Rcode == dns.RcodeSuccess && nodata == nil {
+			nodata = m.msg
 		}
 		if c == wq.name {
-			own = m
+			own = m.msg
 		}
 	}
-	s.stats.countWalk(started, perCandidate*len(cands))
+	s.stats.countWalk(w.started, end)
 	switch {
 	case nodata != nil:
 		return compose(wq, wq.name, nodata, clamp), nil
@@ -116,6 +117,272 @@ func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Ms
 		return nil, errAllFailed
 	}
 	return compose(wq, wq.name, own, clamp), nil
+}
+
+// walker is one walk's lookups: the types it asks and the queries it sent.
+type walker struct {
+	s       *Server
+	wq      walkQuestion
+	force   bool      // skip fresh cache entries and cuts (a refresh)
+	types   [2]uint16 // the question's type, then the other of the A/AAAA pair when paired
+	paired  bool
+	probe   int // the index in types of the type a candidate is probed with
+	started int // queries this walk sent upstream
+
+	// slow fires askAheadAfter into the walk; then, while a cluster candidate is awaited, the
+	// candidates after it (rest) are asked at once (askAhead), once.
+	slow  *time.Timer
+	rest  []string
+	ahead bool
+}
+
+// askAheadAfter: a cluster candidate answered in well under a millisecond when the cluster DNS is
+// healthy; one still unanswered after 100 ms met a lost packet, a hedge to another server or an
+// overloaded one, and every round still to come would wait as long, past the 3 s a walk may take
+// (Config.Timeout) and the 5 s the client waits. Then the rest of the walk is asked at once: queries
+// spent only when the cluster DNS is slow, to keep the answer within the client's patience.
+const askAheadAfter = 100 * time.Millisecond
+
+func (s *Server) newWalker(wq walkQuestion, force bool) *walker {
+	w := &walker{s: s, wq: wq, force: force, slow: time.NewTimer(askAheadAfter)}
+	w.types[0] = wq.qtype
+	w.types[1], w.paired = s.pairFor(wq.qtype, wq.qclass)
+	// getaddrinfo's A and AAAA walks of one name run at once: probing both with A lets them share every
+	// probe (the flight table coalesces it). When clients ask one type alone (the pair gauge is off),
+	// each walk probes with its own.
+	if w.paired && wq.qtype == dns.TypeAAAA && s.pairs.on() {
+		w.probe = 1
+	}
+	return w
+}
+
+// candAnswer is what a candidate answered, with the cache entry that holds it when there is one.
+type candAnswer struct {
+	msg   *dns.Msg
+	entry *cache.Entry
+}
+
+// What a candidate turned out to be.
+type candState uint8
+
+const (
+	candNoData candState = iota // NOERROR without records of either type
+	candNX                      // NXDOMAIN: nothing at or below it
+	candFound                   // records: the walk ends here
+	candFailed                  // no usable answer: skipped, as glibc skips it
+	candFatal                   // records of the other type, but the question's own failed
+)
+
+// try asks candidate c: the probe type first, the other types only when the probe is not NXDOMAIN;
+// with full, both types at once.
+func (w *walker) try(ctx context.Context, c string, full bool) (candAnswer, candState) {
+	var hs [2]handle
+	var asked [2]bool
+	ask := func(i int) {
+		if !asked[i] {
+			asked[i] = true
+			hs[i] = w.lookup(c, w.types[i])
+			w.count(hs[i])
+		}
+	}
+	get := func(i int) (*dns.Msg, bool) {
+		ask(i)
+		w.s.flushQueued() // the queries of one round go upstream in one write
+		w.waitSlow(ctx, c, hs[i])
+		return hs[i].wait(ctx, w.s)
+	}
+	if full {
+		ask(0)
+		if w.paired {
+			ask(1)
+		}
+	}
+	if m, ok := get(w.probe); ok && m.Rcode == dns.RcodeNameError {
+		return candAnswer{m, hs[w.probe].entry()}, candNX
+	}
+	m, ok := get(0)
+	if ok && hasRecords(m) {
+		return candAnswer{msg: m}, candFound
+	}
+	if w.paired {
+		if mo, oko := get(1); oko && hasRecords(mo) {
+			if !ok {
+				return candAnswer{}, candFatal
+			}
+			return candAnswer{msg: m}, candFound
+		}
+	}
+	switch {
+	case !ok:
+		return candAnswer{}, candFailed
+	case m.Rcode == dns.RcodeNameError:
+		return candAnswer{m, hs[0].entry()}, candNX
+	}
+	return candAnswer{msg: m}, candNoData
+}
+
+// waitSlow waits for h, a lookup of candidate c, until the walk is slow (askAheadAfter): then, if c is
+// under the cluster domain, it asks the rest of the walk at once. The name as given, first at or above
+// ndots, is not: a name out of the cluster may take that long.
+func (w *walker) waitSlow(ctx context.Context, c string, h handle) {
+	if w.ahead || h.call == nil || w.s.search.cluster == "" || !dns.IsSubDomain(w.s.search.cluster, c) {
+		return
+	}
+	select {
+	case <-h.call.done:
+	case <-ctx.Done():
+	case <-w.slow.C:
+		w.askAhead()
+	}
+}
+
+// askAhead sends the first queries the walk would send for each candidate still to come, so that they
+// all wait out the slow cluster DNS together. The walk then goes on in order, and finds them asked.
+func (w *walker) askAhead() {
+	w.ahead = true
+	s := w.s
+	for _, c := range w.rest {
+		cut := s.search.cutName(w.wq.name, c)
+		if _, ok := w.cutTTL(c, cut); ok {
+			continue
+		}
+		switch {
+		case s.search.cutFirst(c, cut): // as probeCut asks it
+			w.count(s.lookupFor(cut, dns.TypeA, w.wq.qclass, false, false, w.force, startQueued, false))
+		case cut == "": // the name as given: both types at once, as try asks it
+			w.count(w.lookup(c, w.types[0]))
+			if w.paired {
+				w.count(w.lookup(c, w.types[1]))
+			}
+		default:
+			w.count(w.lookup(c, w.types[w.probe]))
+		}
+	}
+	s.flushQueued()
+}
+
+// lookup asks for one type of candidate c, its queries queued for the next flushQueued.
+func (w *walker) lookup(c string, qtype uint16) handle {
+	return w.s.lookupFor(c, qtype, w.wq.qclass, w.wq.do, w.wq.cd, w.force, startQueued, false)
+}
+
+// count counts h's query, if it sent one.
+func (w *walker) count(h handle) {
+	if h.started {
+		w.started++
+	}
+}
+
+// underCut reports whether candidate c is known empty from a cut: its own NXDOMAIN, for any type, or
+// its cut name's (cutName), and for how long the cut lasts (seconds). A refresh asks again.
+func (w *walker) underCut(c, cut string) (uint32, bool) {
+	ttl, ok := w.cutTTL(c, cut)
+	if ok {
+		w.s.stats.cutHits.Add(1)
+	}
+	return ttl, ok
+}
+
+// cutTTL is underCut without counting a hit.
+func (w *walker) cutTTL(c, cut string) (uint32, bool) {
+	if cut == "" || w.force {
+		return 0, false
+	}
+	ttl, ok := w.s.cutAt(c, w.wq.qclass)
+	if !ok && cut != c {
+		ttl, ok = w.s.cutAt(cut, w.wq.qclass)
+	}
+	return ttl, ok
+}
+
+// setCut stores c's NXDOMAIN as a cut.
+func (w *walker) setCut(c string, a candAnswer) {
+	if a.entry == nil {
+		return // not stored (no SOA, a stale answer): no negative TTL to keep it by
+	}
+	if key, err := cutKeyFor(c, w.wq.qclass); err == nil {
+		w.s.cache.SetCut(key, a.entry)
+	}
+}
+
+// learnCut asks cut's A once, unless what it would tell is known, and keeps its NXDOMAIN as a cut. The
+// walk does not wait for it: it goes on with the next candidate, which the answer does not decide.
+// Its query is paid for by the probe the NXDOMAIN just spared (try), and saved by every later name
+// under the cut.
+func (w *walker) learnCut(cut string) {
+	s := w.s
+	qclass := w.wq.qclass
+	ckey, err := cutKeyFor(cut, qclass)
+	if err != nil || s.search.known(cut) {
+		return // a search domain or above one exists: no cut there
+	}
+	if _, ok := s.cache.Cut(ckey); ok {
+		return
+	}
+	h := s.lookupFor(cut, dns.TypeA, qclass, false, false, false, startQueued, false)
+	if h.hit != nil {
+		if h.hit.Kind() == cache.NXDomain {
+			s.cache.SetCut(ckey, h.hit)
+		}
+		return
+	}
+	if h.started {
+		w.started++
+	}
+	s.flushQueued()
+	s.flight(ckey, func(ctx context.Context) (*dns.Msg, error) {
+		if m, ok := h.wait(ctx, s); ok && m.Rcode == dns.RcodeNameError {
+			if e := h.entry(); e != nil {
+				s.cache.SetCut(ckey, e)
+			}
+		}
+		return nil, errCutProbe // nothing for the flight to store: the lookup stored its answer
+	})
+}
+
+// probeCut asks cut's A and waits: its NXDOMAIN is kept as a cut, and reported with its TTL.
+func (w *walker) probeCut(ctx context.Context, cut string) (uint32, bool) {
+	s := w.s
+	h := s.lookupFor(cut, dns.TypeA, w.wq.qclass, false, false, w.force, startQueued, false)
+	if h.started {
+		w.started++
+	}
+	s.flushQueued()
+	m, ok := h.wait(ctx, s)
+	if !ok || m.Rcode != dns.RcodeNameError {
+		return 0, false
+	}
+	w.setCut(cut, candAnswer{m, h.entry()})
+	t := minTTL(m)
+	if t == math.MaxUint32 {
+		t = 0
+	}
+	return t, true
+}
+
+// errCutProbe ends the flight of a cut probe (learnCut), which has no reply of its own.
+var errCutProbe = errors.New("cut probe")
+
+// cutAt reports whether a fresh cut is stored at name, and for how many more whole seconds.
+func (s *Server) cutAt(name string, qclass uint16) (uint32, bool) {
+	var wire [maxNameWire]byte
+	n, err := dns.PackDomainName(name, wire[:], 0, nil, false)
+	if err != nil {
+		return 0, false
+	}
+	var kb [maxNameWire + 16]byte
+	ttl, ok := s.cache.Cut(cache.AppendCutKey(kb[:0], wire[:n], qclass))
+	return uint32(ttl / time.Second), ok
+}
+
+// cutKeyFor builds the cache key of a cut at a presentation-form name.
+func cutKeyFor(name string, qclass uint16) ([]byte, error) {
+	var wire [maxNameWire]byte
+	n, err := dns.PackDomainName(name, wire[:], 0, nil, false)
+	if err != nil {
+		return nil, fmt.Errorf("packing name %q: %w", name, err)
+	}
+	return cache.AppendCutKey(make([]byte, 0, n+16), wire[:n], qclass), nil
 }
 
 // hasRecords is glibc's test for an answer: NOERROR with a non-empty answer section.

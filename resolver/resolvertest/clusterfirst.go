@@ -18,17 +18,7 @@ import (
 // among them (glibc's got_nodata wins), else the name's own NXDOMAIN.
 func ClusterFirst(z *Zones, search []string, ndots int, name string, qtype uint16) (string, *dns.Msg) {
 	name = strings.ToLower(dns.Fqdn(name))
-	var cands []string
-	dots := dns.CountLabel(name) - 1
-	if dots >= ndots {
-		cands = append(cands, name)
-	}
-	for _, d := range search {
-		cands = append(cands, name+strings.ToLower(dns.Fqdn(d)))
-	}
-	if dots < ndots {
-		cands = append(cands, name)
-	}
+	cands := candidates(search, ndots, name)
 	ask := func(n string, t uint16) *dns.Msg {
 		q := new(dns.Msg)
 		q.SetQuestion(n, t)
@@ -59,6 +49,45 @@ func ClusterFirst(z *Zones, search []string, ndots int, name string, qtype uint1
 		return "", nodata
 	}
 	return "", ask(name, qtype)
+}
+
+// ClusterFirstQueries is how many queries glibc under ClusterFirst sends to the cluster DNS for one
+// lookup of name: for each candidate in ClusterFirst's order, one query per type in qtypes (getaddrinfo
+// sends A and AAAA of a candidate together; res_search one type), ending at the first candidate where
+// any of them has records.
+func ClusterFirstQueries(z *Zones, search []string, ndots int, name string, qtypes ...uint16) int {
+	n := 0
+	for _, c := range candidates(search, ndots, name) {
+		found := false
+		for _, t := range qtypes {
+			q := new(dns.Msg)
+			q.SetQuestion(c, t)
+			m := z.Answer(q)
+			n++
+			found = found || (m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0)
+		}
+		if found {
+			break
+		}
+	}
+	return n
+}
+
+// candidates lists the FQDNs glibc tries for name, in order (res_query.c __res_context_search).
+func candidates(search []string, ndots int, name string) []string {
+	name = strings.ToLower(dns.Fqdn(name))
+	var cands []string
+	dots := dns.CountLabel(name) - 1
+	if dots >= ndots {
+		cands = append(cands, name)
+	}
+	for _, d := range search {
+		cands = append(cands, name+strings.ToLower(dns.Fqdn(d)))
+	}
+	if dots < ndots {
+		cands = append(cands, name)
+	}
+	return cands
 }
 
 // Cases are the names a pod in namespace "apps" looks up in the testdata zones, with the types it

@@ -187,8 +187,9 @@ func (c *Client) tick(cl *call) error {
 	}
 	if cl.hedges < maxHedges && !now.Before(cl.start.Add(time.Duration(cl.hedges+1)*c.cfg.HedgeAfter)) {
 		cl.hedges++
+		waiting := cl.waiting != nil // a call in line for a connection asks nothing again: it gets one first
 		err := c.send(cl, kindHedge)
-		if err == nil {
+		if err == nil && !waiting {
 			c.stats.hedges.Add(1)
 		}
 		if c.log.GetLevel() <= zerolog.DebugLevel {
@@ -418,8 +419,10 @@ func contains(ps []*pool, p *pool) bool {
 // pool. After it, no connection refers to cl or reads cl.wire.
 func (c *Client) finish(cl *call) {
 	owed := 0
+	var passOn *pool
 	if p := cl.waiting; p != nil && !p.unwait(cl) {
 		owed++ // the pool took it out of line: its event is on its way
+		passOn = p
 	}
 	for i := range cl.n {
 		if !cl.told[i] && !cl.attempts[i].cn.cancel(cl, &cl.attempts[i]) {
@@ -430,6 +433,12 @@ func (c *Client) finish(cl *call) {
 		if ev := <-cl.events; ev.buf != nil {
 			c.rbufs.put(ev.buf)
 		}
+	}
+	if passOn != nil {
+		// The connection that came free for cl is not taken: it goes to the next call in line.
+		// Lost, a wake leaves a connection idle while calls wait: under overload, when calls in
+		// line reach their deadline, that starved every connection.
+		passOn.release(false)
 	}
 	c.qbufs.put(cl.wireBuf)
 	cl.callState = callState{}

@@ -108,6 +108,12 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 	reorders := p.reorders.Load()
 	half := int32(p.c.cfg.MaxInFlight / 2)
 
+	kick := false
+	defer func() { // after the unlock below
+		if kick {
+			p.release(false)
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -115,8 +121,9 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 	}
 	k := p.scan(cl, now, limit, busy, reorders)
 	if len(p.waiters) > 0 && !cl.rewait && k.open > 0 {
-		// Calls are in line: the connection that comes free next is theirs (release is on its
-		// way to the first), and a query that arrives now goes behind them.
+		// Calls are in line: a query that arrives now goes behind them. If a connection is free
+		// (one the first in line has not reached yet, or one to dial), the first is told.
+		kick = k.idle != nil || k.fresh != nil && k.fresh.load.Load() == 0 || p.dialing < maxGrowDials && p.canDial(now)
 		p.wait(cl, kind, now)
 		return nil, true
 	}
@@ -407,7 +414,8 @@ func (p *pool) maintain(now int64) {
 		cn.maintain(now, stallAfter)
 	}
 	p.maybeProbe(now)
-	for range p.waiting.Load() {
+	// At most one call per connection the pool may have: more could take nothing.
+	for range min(int(p.waiting.Load()), p.c.cfg.MaxConnsPerServer) {
 		p.release(false)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -14,9 +15,14 @@ import (
 const (
 	CoreDNS     = "coredns-1.15.0" // the upstream of record: kube-dns as clusters run it
 	CoreDNSPrev = "coredns-1.14.7" // an older release: echoes an empty edns-tcp-keepalive option
+	// Etcd and KubeAPIServer are the control plane CoreDNS's kubernetes plugin reads from: the
+	// releases a Kubernetes 1.37 cluster runs.
+	Etcd          = "etcd-3.6.16"
+	KubeAPIServer = "kube-apiserver-1.37.2"
 )
 
-// Path returns the executable of name ("coredns-1.15.0": <cache>/coredns-1.15.0/coredns).
+// Path returns the executable of name: the directory name without its "-<version>" suffix
+// ("kube-apiserver-1.37.2": <cache>/kube-apiserver-1.37.2/kube-apiserver).
 func Path(name string) (string, error) {
 	cache := os.Getenv("PODNS_BIN_CACHE")
 	if cache == "" {
@@ -27,11 +33,8 @@ func Path(name string) (string, error) {
 		cache = filepath.Join(home, ".cache", "podns", "bin")
 	}
 	exe := name
-	for i := range len(name) {
-		if name[i] == '-' {
-			exe = name[:i]
-			break
-		}
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		exe = name[:i]
 	}
 	p := filepath.Join(cache, name, exe)
 	if _, err := os.Stat(p); err != nil {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -30,9 +30,9 @@ func (w *e2eWorld) startKnot() *e2eProc {
 	}
 	conf := filepath.Join(dir, "knot.conf")
 	w.writeFile(conf, w.render("knot.conf.tmpl", struct {
-		Dir, Testdata string
-		Port          int
-	}{dir, w.testdata, e2eKnotPort}))
+		Dir, Testdata, Zones string
+		Port                 int
+	}{dir, w.testdata, w.zones, e2eKnotPort}))
 
 	p := w.start("knotd", w.dns, []string{"PATH=" + os.Getenv("PATH")}, "knotd", "-c", conf)
 	w.waitFor(p, e2eStartTimeout, func() error {

@@ -1,27 +1,38 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/podns/podns/internal/kubetest"
+	"github.com/podns/podns/internal/netns"
+	"github.com/podns/podns/internal/testbin"
 )
 
+// Ports on the kube-dns namespace's own loopback, which nothing else uses: fixed values are safe there.
 const (
-	// e2eKnotPort is Knot's port on the kube-dns namespace's loopback: port 53 of the namespace's
-	// addresses belongs to Unbound, the server pods reach.
+	// e2eKnotPort is Knot's port: port 53 of the namespace's link addresses belongs to CoreDNS.
 	e2eKnotPort = 5300
-	// e2eStartTimeout bounds a daemon's start; each is up in well under a second here.
-	e2eStartTimeout = 15 * time.Second
+	// CoreDNS's health, ready and prometheus listeners, on the ports kubeadm's Corefile gives them.
+	e2eHealthPort  = 8080
+	e2eReadyPort   = 8181
+	e2eMetricsPort = 9153
+	// e2eStartTimeout bounds a daemon's start; Knot is up in well under a second, CoreDNS once its
+	// kubernetes plugin has listed the API server's Services, in about one.
+	e2eStartTimeout = 30 * time.Second
 )
 
-// startKnot runs Knot DNS with the testdata zones (cluster.local, example.com, and a root zone so that
-// names that exist nowhere get NXDOMAIN) on the kube-dns namespace's loopback.
+// startKnot runs Knot DNS with the external zones (example.com, and a root zone so that names that
+// exist nowhere get NXDOMAIN) on the kube-dns namespace's loopback: what kube-dns forwards to.
 func (w *e2eWorld) startKnot() *e2eProc {
 	w.t.Helper()
 	dir := filepath.Join(w.dir, "knot")
@@ -37,7 +48,7 @@ func (w *e2eWorld) startKnot() *e2eProc {
 	p := w.start("knotd", w.dns, []string{"PATH=" + os.Getenv("PATH")}, "knotd", "-c", conf)
 	w.waitFor(p, e2eStartTimeout, func() error {
 		// Ready when every zone is loaded: the SOA of each comes back authoritative.
-		for _, zone := range []string{".", "cluster.local.", "example.com."} {
+		for _, zone := range []string{".", "example.com."} {
 			if _, err := w.output(w.dns, "dig", "@127.0.0.1", "-p", strconv.Itoa(e2eKnotPort),
 				"+tries=1", "+time=1", "+short", zone, "SOA"); err != nil {
 				return err
@@ -48,57 +59,87 @@ func (w *e2eWorld) startKnot() *e2eProc {
 	return p
 }
 
-// startUnbound runs Unbound as the emulated kube-dns service on the kube-dns side of every pod link,
-// stubbed to Knot for every zone.
-func (w *e2eWorld) startUnbound() *e2eProc {
+// startCoreDNS runs kube-dns: CoreDNS 1.15.0 with kubeadm's Corefile (testdata/e2e/Corefile.tmpl),
+// reading the cluster from the API server, on the kube-dns side of every pod link. It returns once
+// the ready plugin reports every plugin ready (the kubernetes plugin has synced with the API server).
+func (w *e2eWorld) startCoreDNS(cluster *kubetest.Cluster) *e2eProc {
 	w.t.Helper()
-	dir := filepath.Join(w.dir, "unbound")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		w.t.Fatalf("creating %s: %v", dir, err)
-	}
-	conf := filepath.Join(dir, "unbound.conf")
-	w.writeFile(conf, w.render("unbound.conf.tmpl", struct {
-		Dir       string
-		Listen    []string
-		StubZones []string
-		KnotPort  int
-	}{dir, []string{w.cf.server, w.podns.server}, []string{".", "cluster.local.", "example.com."},
-		e2eKnotPort}))
-	if out, err := w.command("unbound-checkconf", conf); err != nil {
-		w.t.Fatalf("%v: %s", err, out)
-	}
+	bin := testbin.Need(w.t, testbin.CoreDNS)
+	conf := filepath.Join(w.dir, "Corefile")
+	w.writeFile(conf, w.render("Corefile.tmpl", struct {
+		Listen                             []string
+		HealthPort, ReadyPort, MetricsPort int
+		KnotPort                           int
+		Kubeconfig, Context                string
+	}{[]string{w.cf.server, w.podns.server}, e2eHealthPort, e2eReadyPort, e2eMetricsPort,
+		e2eKnotPort, cluster.Kubeconfig, kubetest.Context}))
 
-	p := w.start("unbound", w.dns, []string{"PATH=" + os.Getenv("PATH")}, "unbound", "-d", "-c", conf)
+	p := w.start("coredns", w.dns, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir}, bin, "-conf", conf)
 	w.waitFor(p, e2eStartTimeout, func() error {
-		_, err := w.output(w.dns, "unbound-control", "-c", conf, "status")
+		_, err := w.httpGet(w.dns, e2eReadyPort, "/ready")
 		return err
 	})
 	return p
 }
 
-// unboundStats reads Unbound's counters without resetting them: name → value.
-func (w *e2eWorld) unboundStats() map[string]float64 {
+// coreDNSRequests is kube-dns's count of the DNS requests it received, every zone and type, from its
+// prometheus metrics (coredns_dns_requests_total).
+func (w *e2eWorld) coreDNSRequests() float64 {
 	w.t.Helper()
-	conf := filepath.Join(w.dir, "unbound", "unbound.conf")
-	out, err := w.output(w.dns, "unbound-control", "-c", conf, "stats_noreset")
+	body, err := w.httpGet(w.dns, e2eMetricsPort, "/metrics")
 	if err != nil {
-		w.t.Fatalf("reading Unbound's statistics: %v", err)
+		w.t.Fatalf("reading kube-dns's metrics: %v", err)
 	}
-	stats := make(map[string]float64)
-	for _, line := range strings.Split(out, "\n") {
-		name, value, ok := strings.Cut(line, "=")
-		if !ok {
+	var total float64
+	found := false
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "coredns_dns_requests_total{") {
 			continue
 		}
-		if v, err := strconv.ParseFloat(value, 64); err == nil {
-			stats[name] = v
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			w.t.Fatalf("parsing kube-dns's metric line %q: %v", line, err)
 		}
+		total += v
+		found = true
 	}
-	return stats
+	if !found {
+		w.t.Fatalf("kube-dns's metrics have no coredns_dns_requests_total")
+	}
+	return total
+}
+
+// httpGet fetches a path from a port of a namespace's loopback and returns the body of a 200 reply.
+func (w *e2eWorld) httpGet(ns string, port int, path string) (string, error) {
+	ctx, cancel := context.WithTimeout(w.ctx, 5*time.Second)
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{DialContext: netns.Dialer(ns)}}
+	defer client.CloseIdleConnections()
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	if _, err := bufio.NewReader(resp.Body).WriteTo(&b); err != nil {
+		return "", fmt.Errorf("GET %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(b.String()))
+	}
+	return b.String(), nil
 }
 
 // waitClusterIP waits until a pod gets an answer from the ClusterIP over TCP: the DNAT, the link,
-// Unbound and Knot all work.
+// CoreDNS and the API server behind it all work.
 func (w *e2eWorld) waitClusterIP(pod *e2ePod, p *e2eProc) {
 	w.t.Helper()
 	w.waitFor(p, e2eStartTimeout, func() error {

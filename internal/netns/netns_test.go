@@ -50,6 +50,27 @@ func TestDo(t *testing.T) {
 		t.Fatalf("dialing %s inside the namespace: got %v, want a connection", addr, err)
 	}
 	inside.Close()
+	// Inside Do the thread is in the namespace; after it, every thread is back (the check covers
+	// the main thread, whose namespace /proc/self/ns/net shows, when Do happened to run on it).
+	home, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		var inside string
+		if err := Do(name, func() (err error) {
+			inside, err = os.Readlink("/proc/thread-self/ns/net")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if inside == home {
+			t.Fatalf("thread namespace inside Do: got %s, want another than the machine's", inside)
+		}
+	}
+	if self, err := os.Readlink("/proc/self/ns/net"); err != nil || self != home {
+		t.Errorf("process namespace after Do: got %s (%v), want %s", self, err, home)
+	}
 	port, err := FreePort(name)
 	if err != nil || port == 0 {
 		t.Errorf("FreePort: got %d, %v, want a port", port, err)

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 )
 
 const (
-	// e2eStopGrace is how long a daemon gets to exit after SIGTERM before SIGKILL. Knot, Unbound and
+	// e2eStopGrace is how long a daemon gets to exit after SIGTERM before SIGKILL. Knot, CoreDNS and
 	// podns (started with PODNS_DRAIN=0s) all stop in milliseconds.
 	e2eStopGrace = 5 * time.Second
 	// e2eLogTail is how much of a daemon's log a failing test prints.

@@ -1,6 +1,6 @@
 //go:build !race
 
-package main
+package e2e
 
 // e2eRace reports that the test binary runs with the race detector (see e2e_race_test.go).
 const e2eRace = false

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -35,7 +35,8 @@ func (w *e2eWorld) buildPodns() string {
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, e2eBuildTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
+	// The podns module's root, one directory up from this package.
+	cmd := exec.CommandContext(ctx, "go", append(args, "..")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		w.t.Fatalf("building podns: %v: %s", err, out)
 	}

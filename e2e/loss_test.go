@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -38,7 +38,7 @@ const (
 // new missing name every e2eUniqueEvery lookups. tag makes the new names unique to the phase.
 func e2eLossNames(tag string) []string {
 	mix := []string{"graylog", "dual", "db.other", "web", "web-0.web", "kube-dns.kube-system",
-		"www.example.com", "ext", "only4.example.com", "missing"}
+		"www.example.com", "ext", "only4.example.com", "missing", "10-244-1-10.apps.pod"}
 	names := make([]string, 0, e2eLossLookups)
 	for i := range e2eLossLookups {
 		if i%e2eUniqueEvery == e2eUniqueEvery-1 {
@@ -60,7 +60,7 @@ type e2eLossFigures struct {
 	dropped          uint64   // UDP queries the loss rule dropped
 	udpPackets       uint64   // UDP packets on the pod's link, both directions
 	packets          uint64   // UDP and TCP packets on the pod's link, both directions
-	queries          float64  // DNS queries kube-dns (Unbound) received, from its statistics
+	queries          float64  // DNS requests kube-dns (CoreDNS) received, from its prometheus metrics
 	examples         []string // the first few slow lookups and wrong answers, for the log
 }
 
@@ -69,7 +69,7 @@ type e2eLossFigures struct {
 func (w *e2eWorld) runLoss(pod *e2ePod, resolver string, client e2eClient, reference map[string]string) e2eLossFigures {
 	w.t.Helper()
 	names := e2eLossNames(resolver + "-" + client.name)
-	before, beforeStats := w.nftCounters(w.dns), w.unboundStats()
+	before, beforeQueries := w.nftCounters(w.dns), w.coreDNSRequests()
 
 	results := make([][]e2eLookup, e2eLossWorkers)
 	errs := make([]error, e2eLossWorkers)
@@ -86,13 +86,13 @@ func (w *e2eWorld) runLoss(pod *e2ePod, resolver string, client e2eClient, refer
 			w.t.Fatalf("%s through %s under loss: %v", client.name, resolver, err)
 		}
 	}
-	after, afterStats := w.nftCounters(w.dns), w.unboundStats()
+	after, afterQueries := w.nftCounters(w.dns), w.coreDNSRequests()
 	delta := func(name string) uint64 { return after[pod.link+"_"+name] - before[pod.link+"_"+name] }
 
 	f := e2eLossFigures{client: client.name, resolver: resolver,
 		dropped:    delta("udp_drop"),
 		udpPackets: delta("udp_in") + delta("udp_out"),
-		queries:    afterStats["total.num.queries"] - beforeStats["total.num.queries"],
+		queries:    afterQueries - beforeQueries,
 	}
 	f.packets = f.udpPackets + delta("tcp_in") + delta("tcp_out")
 	var elapsed []time.Duration

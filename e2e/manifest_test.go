@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 
 // e2eManifest is the pod spec users copy; the podns pod of the suite gets the resolv.conf the kubelet
 // writes for it, so the suite measures the configuration users run.
-const e2eManifest = "examples/native-sidecar.yaml"
+const e2eManifest = "../examples/native-sidecar.yaml"
 
 // errNoDNSConfig marks a manifest whose pod does not set dnsPolicy None with a dnsConfig.
 var errNoDNSConfig = errors.New("pod spec without dnsPolicy None and dnsConfig")

@@ -1,7 +1,10 @@
-package main
+package e2e
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,23 +17,33 @@ import (
 const e2eLookupTimeout = 3 * time.Minute
 
 // e2eClient is a resolver that no one on the team wrote: testdata/clients/lookup.c linked against one C
-// library.
+// library, or Go's own resolver (testdata/clients/golookup.go).
 type e2eClient struct {
-	name string // "glibc" or "musl"
+	name string // "glibc", "musl" or "go"
 	bin  string // path of the compiled program
 }
 
 // buildClients compiles testdata/clients/lookup.c with gcc (glibc, dynamic, as Debian-based images
-// run it) and with musl-gcc -static (as Alpine-based images run it).
+// run it) and with musl-gcc -static (as Alpine-based images run it), and golookup.go with
+// CGO_ENABLED=0 (as most Go binaries in pods are built: the pure Go resolver).
 func (w *e2eWorld) buildClients() []e2eClient {
 	w.t.Helper()
 	src := filepath.Join(w.testdata, "clients", "lookup.c")
 	clients := []e2eClient{
 		{name: "glibc", bin: filepath.Join(w.dir, "lookup-glibc")},
 		{name: "musl", bin: filepath.Join(w.dir, "lookup-musl")},
+		{name: "go", bin: filepath.Join(w.dir, "lookup-go")},
 	}
 	w.must("gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", clients[0].bin, src)
 	w.must("musl-gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", clients[1].bin, src)
+	ctx, cancel := context.WithTimeout(w.ctx, e2eBuildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", clients[2].bin,
+		filepath.Join(w.testdata, "clients", "golookup.go"))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		w.t.Fatalf("building the Go client: %v: %s", err, out)
+	}
 	return clients
 }
 

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -47,7 +47,8 @@ type e2eWorld struct {
 	t        *testing.T
 	ctx      context.Context // ends a margin before the test's deadline, so cleanup always has time
 	dir      string          // per-run temporary directory
-	testdata string          // absolute path of testdata/
+	testdata string          // absolute path of this package's testdata/
+	zones    string          // absolute path of the module's testdata/zones/, shared with other tests
 	dns      string          // the kube-dns namespace
 	cf       *e2ePod         // the pod with ClusterFirst's resolv.conf
 	podns    *e2ePod         // the pod with podns as its resolver
@@ -61,6 +62,10 @@ func newE2EWorld(ctx context.Context, t *testing.T) *e2eWorld {
 	if err != nil {
 		t.Fatalf("locating testdata: %v", err)
 	}
+	zones, err := filepath.Abs(filepath.Join("..", "testdata", "zones"))
+	if err != nil {
+		t.Fatalf("locating the zones: %v", err)
+	}
 	removeStaleNetns(t)
 
 	prefix := e2eRunPrefix()
@@ -69,6 +74,7 @@ func newE2EWorld(ctx context.Context, t *testing.T) *e2eWorld {
 		ctx:      ctx,
 		dir:      t.TempDir(),
 		testdata: testdata,
+		zones:    zones,
 		dns:      prefix + "-kubedns",
 		cf: &e2ePod{netns: prefix + "-cf", link: "cf",
 			addr: "10.244.0.2", server: "10.244.0.1"},
@@ -156,7 +162,8 @@ func deleteNetns(name string) error {
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, "ip", "netns", "pids", name).Output()
 	for _, field := range strings.Fields(string(out)) {
-		if pid, err := strconv.Atoi(field); err == nil {
+		// Never the test binary itself: a thread of it may be visiting the namespace.
+		if pid, err := strconv.Atoi(field); err == nil && pid != os.Getpid() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}

@@ -57,6 +57,14 @@ func TestExamplesAPIServer(t *testing.T) {
 		}
 		pods++
 		t.Run("restricted pod/"+o.String(), func(t *testing.T) {
+			// A template that names its own ServiceAccount (the webhook's) needs it to exist: the
+			// ServiceAccount admission plugin refuses a pod whose account is missing.
+			if sa := o.pod.ServiceAccountName; sa != "" && sa != "default" {
+				acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: restricted, Name: sa}}
+				if err := kc.Create(ctx, acct); err != nil && kubetest.Reason(err) != metav1.StatusReasonAlreadyExists {
+					t.Fatalf("creating ServiceAccount %s: %v", sa, err)
+				}
+			}
 			pod := &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Namespace: restricted, Name: fmt.Sprintf("example-%d", pods)},
 				Spec:       *o.pod.DeepCopy(),

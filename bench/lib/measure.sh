@@ -19,13 +19,15 @@ machine_busy() {
 	awk '/^cpu /{print $2 + $3 + $4; exit}' /proc/stat
 }
 
-# child_ticks: CPU ticks of this shell's reaped children so far (bash's times builtin), i.e. dnsperf's
-# CPU once it has exited.
+# child_ticks: set CHILD_TICKS to the CPU ticks of this shell's reaped children so far (bash's times
+# builtin), i.e. dnsperf's CPU once it has exited. Called directly, never in $(...) or a pipe: a
+# subshell is a new process, whose children's times start at zero.
 child_ticks() {
-	times | awk -v hz="$HZ" 'NR == 2 {
+	times >"$TMP/times"
+	CHILD_TICKS=$(awk -v hz="$HZ" 'NR == 2 {
 		n = 0
 		for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] }
-		printf "%d\n", n * hz + 0.5 }'
+		printf "%d\n", n * hz + 0.5 }' "$TMP/times")
 }
 
 put() { # put SERVER METRIC VALUE [NOTE]
@@ -71,13 +73,15 @@ run_dnsperf() {
 	P_OUT="$RAW/$server.$phase.dnsperf"
 	alive "$server"
 	local s0 k0 b0 c0 w0 s1 k1 b1 c1 w1
-	s0=$(ticks "$pid") k0=$(ticks "$knot") b0=$(machine_busy) c0=$(child_ticks) w0=$(date +%s%N)
+	child_ticks
+	s0=$(ticks "$pid") k0=$(ticks "$knot") b0=$(machine_busy) c0=$CHILD_TICKS w0=$(date +%s%N)
 	taskset -c "$CLIENT_CPU" dnsperf -s "$addr" -p "$port" "$@" >"$P_OUT" 2>&1 || {
 		echo "bench: dnsperf failed for $server ($phase):" >&2
 		tail -5 "$P_OUT" >&2
 		exit 1
 	}
-	s1=$(ticks "$pid") k1=$(ticks "$knot") b1=$(machine_busy) c1=$(child_ticks) w1=$(date +%s%N)
+	child_ticks
+	s1=$(ticks "$pid") k1=$(ticks "$knot") b1=$(machine_busy) c1=$CHILD_TICKS w1=$(date +%s%N)
 	alive "$server"
 	P_SENT=$(dnsperf_stat "$P_OUT" sent)
 	P_DONE=$(dnsperf_stat "$P_OUT" completed)

@@ -75,7 +75,7 @@ function cell(s, key, b,    v, out) {
 	out = fmt(v, unt[key])
 	if (dir[key] != "none" && b != "" && b + 0 > 0 && isnum(v)) out = out sprintf(" (%.2f×)", v / b)
 	if (note[s, key] != "") out = out " ⚠ " note[s, key]
-	if (note[s, key] ~ /SERVFAIL/) out = "❌ " out
+	if (note[s, key] ~ /(^|; )[0-9]+ SERVFAIL/) out = "❌ " out
 	return out
 }
 
@@ -84,7 +84,7 @@ function verdict(key, b,    t, op, lim, v, x, ok) {
 	t = tgt[key]
 	if (t == "" || !(("podns", key) in val)) return t == "" ? "" : "(no podns figure)"
 	v = val["podns", key]
-	if (note["podns", key] ~ /SERVFAIL/) return "❌ SERVFAIL"
+	if (note["podns", key] ~ /(^|; )[0-9]+ SERVFAIL/) return "❌ SERVFAIL"
 	if (t == "s") return "✅ 0 SERVFAIL"
 	match(substr(t, 2), /^[<>=]+/)
 	op = substr(t, 2, RLENGTH); lim = substr(t, 2 + RLENGTH) + 0

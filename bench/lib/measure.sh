@@ -19,13 +19,15 @@ machine_busy() {
 	awk '/^cpu /{print $2 + $3 + $4; exit}' /proc/stat
 }
 
-# child_ticks: CPU ticks of this shell's reaped children so far (bash's times builtin), i.e. dnsperf's
-# CPU once it has exited.
+# child_ticks: set CHILD_TICKS to the CPU ticks of this shell's reaped children so far (bash's times
+# builtin), i.e. dnsperf's CPU once it has exited. Called directly, never in $(...) or a pipe: a
+# subshell is a new process, whose children's times start at zero.
 child_ticks() {
-	times | awk -v hz="$HZ" 'NR == 2 {
+	times >"$TMP/times"
+	CHILD_TICKS=$(awk -v hz="$HZ" 'NR == 2 {
 		n = 0
 		for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] }
-		printf "%d\n", n * hz + 0.5 }'
+		printf "%d\n", n * hz + 0.5 }' "$TMP/times")
 }
 
 put() { # put SERVER METRIC VALUE [NOTE]
@@ -61,34 +63,41 @@ percentiles() {
 
 # run_dnsperf SERVER PHASE ADDR PORT DNSPERF_ARGS...: run dnsperf on the client core against a server
 # and set, for the caller: P_SENT P_DONE P_LOST P_OK (NOERROR answers) P_RUNTIME P_SERVER_TICKS
-# P_WALL (s) P_OTHER (cores used by everything but the server, Knot and dnsperf) and P_OUT (the file).
+# P_WALL (s) P_OTHER (cores used by everything but the server, the upstream and dnsperf), P_RCODES
+# ("NOERROR n NXDOMAIN n SERVFAIL n other n lost n"), P_SERVFAIL, P_UP_TICKS (the upstream's CPU)
+# and P_OUT (the file).
 run_dnsperf() {
 	local server=$1 phase=$2 addr=$3 port=$4
 	shift 4
-	local pid=${PIDS[$server]} knot=${PIDS[knot]}
+	local pid=${PIDS[$server]} knot=${PIDS[upstream]}
 	P_OUT="$RAW/$server.$phase.dnsperf"
 	alive "$server"
 	local s0 k0 b0 c0 w0 s1 k1 b1 c1 w1
-	s0=$(ticks "$pid") k0=$(ticks "$knot") b0=$(machine_busy) c0=$(child_ticks) w0=$(date +%s%N)
+	child_ticks
+	s0=$(ticks "$pid") k0=$(ticks "$knot") b0=$(machine_busy) c0=$CHILD_TICKS w0=$(date +%s%N)
 	taskset -c "$CLIENT_CPU" dnsperf -s "$addr" -p "$port" "$@" >"$P_OUT" 2>&1 || {
 		echo "bench: dnsperf failed for $server ($phase):" >&2
 		tail -5 "$P_OUT" >&2
 		exit 1
 	}
-	s1=$(ticks "$pid") k1=$(ticks "$knot") b1=$(machine_busy) c1=$(child_ticks) w1=$(date +%s%N)
+	child_ticks
+	s1=$(ticks "$pid") k1=$(ticks "$knot") b1=$(machine_busy) c1=$CHILD_TICKS w1=$(date +%s%N)
 	alive "$server"
 	P_SENT=$(dnsperf_stat "$P_OUT" sent)
 	P_DONE=$(dnsperf_stat "$P_OUT" completed)
 	P_LOST=$(dnsperf_stat "$P_OUT" lost)
 	P_OK=$(dnsperf_stat "$P_OUT" noerror)
 	P_RUNTIME=$(dnsperf_stat "$P_OUT" runtime)
-	P_SERVER_TICKS=$((s1 - s0))
+	P_RCODES=$(dnsperf_rcodes "$P_OUT")
+	P_SERVFAIL=$(awk '{ print $6 }' <<<"$P_RCODES")
+	P_SERVER_TICKS=$((s1 - s0)) P_UP_TICKS=$((k1 - k0))
 	P_WALL=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 	P_OTHER=$(awk -v b=$((b1 - b0)) -v own=$((s1 - s0 + k1 - k0 + c1 - c0)) -v hz="$HZ" -v w="$P_WALL" \
 		'BEGIN { o = (b - own) / hz / w; printf "%.2f", o < 0 ? 0 : o }')
-	printf '%s\t%s\tsent=%s completed=%s lost=%s noerror=%s runtime=%s server_ticks=%s wall=%s other_cores=%s\n' \
-		"$server" "$phase" "$P_SENT" "$P_DONE" "$P_LOST" "$P_OK" "$P_RUNTIME" "$P_SERVER_TICKS" "$P_WALL" \
-		"$P_OTHER" >>"$RAW/phases.tsv"
+	printf '%s\t%s\tsent=%s completed=%s lost=%s noerror=%s runtime=%s server_ticks=%s upstream_ticks=%s wall=%s other_cores=%s load=%s rcodes=%s\n' \
+		"$server" "$phase" "$P_SENT" "$P_DONE" "$P_LOST" "$P_OK" "$P_RUNTIME" "$P_SERVER_TICKS" "$P_UP_TICKS" \
+		"$P_WALL" "$P_OTHER" "$(cut -d' ' -f1 /proc/loadavg)" "${P_RCODES// /,}" >>"$RAW/phases.tsv"
+	add_rcodes "$server" "$P_RCODES"
 	OTHER_MAX=$(awk -v a="$OTHER_MAX" -v b="$P_OTHER" 'BEGIN { print (b > a ? b : a) }')
 	if ((P_OK == 0)); then
 		echo "bench: $server answered no query with NOERROR in $phase; see $P_OUT" >&2
@@ -97,28 +106,68 @@ run_dnsperf() {
 }
 
 # check_answers SERVER ADDR PORT FILE: every query of FILE must get the same answer records from the
-# server as from Knot (a server that answers fast but wrongly must not look good). Differences go to
+# server as from the upstream (a server that answers fast but wrongly must not look good). Differences go to
 # $RAW/SERVER.answers.diff and into ANSWER_PROBLEMS for the table's footer.
 check_answers() {
 	local server=$1 addr=$2 port=$3 name type want got bad=0
 	while read -r name type; do
-		want=$(kdig @"$KNOT_ADDR" -p "$KNOT_PORT" +timeout=2 +retry=0 +short "$name" "$type" | sort)
+		want=$(kdig @"$UP_ADDR" -p "$UP_PORT" +timeout=2 +retry=0 +short "$name" "$type" | sort)
 		got=$(kdig @"$addr" -p "$port" +timeout=2 +retry=0 +short "$name" "$type" | sort)
 		if [[ -z $want || $want != "$got" ]]; then
-			printf '%s %s\nKnot:\n%s\n%s:\n%s\n\n' "$name" "$type" "$want" "$server" "$got" >>"$RAW/$server.answers.diff"
+			printf '%s %s\nupstream:\n%s\n%s:\n%s\n\n' "$name" "$type" "$want" "$server" "$got" >>"$RAW/$server.answers.diff"
 			bad=$((bad + 1))
 		fi
 	done <"$4"
 	if ((bad > 0)); then
-		ANSWER_PROBLEMS+="$server answered $bad of the hit queries differently from Knot (see $server.answers.diff). "
+		ANSWER_PROBLEMS+="$server answered $bad of the hit queries differently from the upstream (see $server.answers.diff). "
 	fi
 }
 
-# loss_note: a warning for the table when a run lost queries or got other answers than NOERROR.
+# loss_note: a warning for the table when a run lost queries or got other answers than NOERROR. A
+# SERVFAIL is a failure, not an answer: any at all is named, and report.awk marks the cell ❌ (every
+# query the bench asks has records upstream, so no SERVFAIL is expected).
 loss_note() {
-	awk -v s="$P_SENT" -v ok="$P_OK" 'BEGIN {
+	awk -v s="$P_SENT" -v ok="$P_OK" -v sf="$P_SERVFAIL" 'BEGIN {
 		bad = s - ok
-		if (s > 0 && bad / s > 0.001) printf "%.1f%% not NOERROR", 100 * bad / s }'
+		if (sf > 0) printf "%d SERVFAIL (%.1f%%)%s", sf, 100 * sf / s, (bad - sf > 0.001 * s ? "; " : "")
+		if (s > 0 && bad - sf > 0.001 * s) printf "%.1f%% other than NOERROR or SERVFAIL", 100 * (bad - sf) / s }'
+}
+
+# dnsperf_rcodes FILE: "NOERROR n NXDOMAIN n SERVFAIL n other n lost n" from dnsperf's summary
+# ("Response codes: NOERROR 9998 (99.98%), SERVFAIL 2 (0.02%)" and "Queries lost:").
+dnsperf_rcodes() {
+	awk '
+		/Queries lost:/ { lost = $3 }
+		/Response codes:/ {
+			sub(/.*Response codes: */, "")
+			n = split($0, part, /, */)
+			for (i = 1; i <= n; i++) {
+				split(part[i], f, " ")
+				if (f[1] == "NOERROR" || f[1] == "NXDOMAIN" || f[1] == "SERVFAIL") rc[f[1]] += f[2]
+				else rc["other"] += f[2]
+			}
+		}
+		END { printf "NOERROR %d NXDOMAIN %d SERVFAIL %d other %d lost %d\n",
+			rc["NOERROR"], rc["NXDOMAIN"], rc["SERVFAIL"], rc["other"], lost }' "$1"
+}
+
+# add_rcodes SERVER "NOERROR n NXDOMAIN n SERVFAIL n other n lost n": add one run's counts to the
+# server's totals (RCODES), which the table's rcode row shows.
+declare -A RCODES=()
+add_rcodes() {
+	RCODES[$1]=$(awk -v a="${RCODES[$1]:-NOERROR 0 NXDOMAIN 0 SERVFAIL 0 other 0 lost 0}" -v b="$2" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		for (i = 2; i <= 10; i += 2) x[i] += y[i]
+		printf "%s %d %s %d %s %d %s %d %s %d\n", x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10] }')
+}
+
+# put_rcodes: one row per server with its answers by rcode over all its dnsperf runs.
+put_rcodes() {
+	local s
+	for s in "${!RCODES[@]}"; do
+		put "$s" rcodes "$(awk '{ printf "%d / %d / %d / %d / %d", $2, $4, $6, $8, $10 }' <<<"${RCODES[$s]}")" \
+			"$(awk '$6 > 0 { printf "%d SERVFAIL", $6 }' <<<"${RCODES[$s]}")"
+	done
 }
 
 # rate_note RATE: a warning when dnsperf could not send at the asked rate (client core starved).

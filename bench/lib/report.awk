@@ -4,6 +4,9 @@
 # Rows are metrics, columns are servers. Each figure comes with its ratio to the best peer (the best of
 # Unbound, dnsmasq and dnsdist: the lowest, or the highest for throughput); podns's issue-5 target is
 # checked in the last column. Run with -v servers="unbound dnsmasq dnsdist podns".
+#
+# A SERVFAIL is a failure, not an answer: a figure from a run where a server got any (its note says
+# "N SERVFAIL") is marked ❌ in that server's cell, and podns's target for it fails whatever the figure.
 
 BEGIN {
 	FS = "\t"
@@ -16,16 +19,25 @@ BEGIN {
 	def("miss_cpu_us", "cache miss @ %MISS_RATE%: CPU per answer", " µs", "low", "r<=1")
 	def("miss_p50_us", "cache miss @ %MISS_RATE%: p50 latency", " µs", "low", "")
 	def("miss_p99_us", "cache miss @ %MISS_RATE%: p99 latency", " µs", "low", "")
+	def("miss_avg_us", "cache miss @ %MISS_RATE%: average latency", " µs", "low", "")
+	def("miss_rate_rcodes", "cache miss @ %MISS_RATE%: NOERROR / NXDOMAIN / SERVFAIL / other / lost", "", "none", "s")
 	def("miss_nagle_cpu_us", "cache miss @ %MISS_RATE%, Knot without TCP_NODELAY: CPU per answer", " µs", "low", "")
 	def("miss_nagle_p50_us", "cache miss @ %MISS_RATE%, Knot without TCP_NODELAY: p50 latency", " µs", "low", "")
 	def("miss_nagle_p99_us", "cache miss @ %MISS_RATE%, Knot without TCP_NODELAY: p99 latency", " µs", "low", "")
 	def("miss_max_qps", "cache miss: max qps (answered/s)", "", "high", "r>=1")
 	def("miss_max_core", "cache miss: server core busy at max qps", "%", "none", "")
+	def("miss_max_up_core", "cache miss: upstream's core share at max qps", "%", "none", "")
+	def("miss_max_rcodes", "cache miss at max qps: NOERROR / NXDOMAIN / SERVFAIL / other / lost", "", "none", "s")
 	def("rss_mib", "peak RSS (VmHWM) over the bench", " MiB", "low", "a<=20")
 	def("idle_pct", "CPU with no queries for %IDLE% s", "% of a core", "low", "a<0.1")
 	def("start_ms", "start to first answer (median of %TRIALS%)", " ms", "low", "a<=100")
 	def("binary_mb", "static binary size", " MB", "none", "a<=10")
+	def("rcodes", "answers over all runs: NOERROR / NXDOMAIN / SERVFAIL / other / lost", "", "none", "s")
 	n = split(servers, col, " ")
+	# -v targets="key=r>=1.5,key2=..." replaces the default targets of those rows (bench/upstream
+	# checks issue 14's targets with the same table).
+	nt = split(targets, tl, ",")
+	for (i = 1; i <= nt; i++) if (split(tl[i], kv, "=") >= 2) tgt[kv[1]] = substr(tl[i], length(kv[1]) + 2)
 }
 
 function def(key, label, unit, better, target) {
@@ -63,6 +75,7 @@ function cell(s, key, b,    v, out) {
 	out = fmt(v, unt[key])
 	if (dir[key] != "none" && b != "" && b + 0 > 0 && isnum(v)) out = out sprintf(" (%.2f×)", v / b)
 	if (note[s, key] != "") out = out " ⚠ " note[s, key]
+	if (note[s, key] ~ /(^|; )[0-9]+ SERVFAIL/) out = "❌ " out
 	return out
 }
 
@@ -71,6 +84,8 @@ function verdict(key, b,    t, op, lim, v, x, ok) {
 	t = tgt[key]
 	if (t == "" || !(("podns", key) in val)) return t == "" ? "" : "(no podns figure)"
 	v = val["podns", key]
+	if (note["podns", key] ~ /(^|; )[0-9]+ SERVFAIL/) return "❌ SERVFAIL"
+	if (t == "s") return "✅ 0 SERVFAIL"
 	match(substr(t, 2), /^[<>=]+/)
 	op = substr(t, 2, RLENGTH); lim = substr(t, 2 + RLENGTH) + 0
 	if (v == "inf") x = 1e18

@@ -85,6 +85,8 @@ type pool struct {
 	probeFails  int
 	nextProbeAt int64
 	closed      bool
+	wake        *time.Timer // wakeAfter's; runs woken
+	wakeArmed   bool
 }
 
 // pick returns the connection for cl's next attempt (of kind), dialing one
@@ -123,7 +125,7 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 	if len(p.waiters) > 0 && !cl.rewait && k.open > 0 {
 		// Calls are in line: a query that arrives now goes behind them. If a connection is free
 		// (one the first in line has not reached yet, or one to dial), the first is told.
-		kick = k.idle != nil || k.fresh != nil && k.fresh.load.Load() == 0 || p.dialing < maxGrowDials && p.canDial(now)
+		kick = k.idle != nil || k.fresh != nil && k.fresh.load.Load() == 0
 		p.wait(cl, kind, now)
 		return nil, true
 	}
@@ -136,6 +138,15 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 		return k.flow, false
 	case k.fresh != nil && k.fresh.load.Load() == 0:
 		return k.fresh, false
+	}
+	if !reorders && k.flowing > len(p.waiters) {
+		// A connection whose query went out less than busyAfter ago will likely come free before
+		// a new one would be dialed (a handshake costs about what an answer does): waiting for it
+		// spares the cluster DNS a connection per burst, opened and idle-closed again. If its
+		// answer turns out slow, the wake at busyAfter makes the call pick again, and dial.
+		p.wait(cl, kind, now)
+		p.wakeAfter(busy)
+		return nil, true
 	}
 	if p.dialing < maxGrowDials && p.canDial(now) {
 		return p.dial(now, dialDemand), false
@@ -169,6 +180,36 @@ func (p *pool) wait(cl *call, kind uint8, now int64) {
 	cl.waitSince = p.c.cfg.Now()
 	p.waiters = append(p.waiters, cl)
 	p.waiting.Store(int32(len(p.waiters)))
+}
+
+// wakeAfter arms the pool's wake (if it is not armed): after d, the calls in line pick again, so that
+// one that waited for a connection about to come free dials if none did. Called with mu held.
+func (p *pool) wakeAfter(d time.Duration) {
+	if p.wakeArmed {
+		return
+	}
+	p.wakeArmed = true
+	if p.wake == nil {
+		p.wake = time.AfterFunc(d, p.woken)
+		return
+	}
+	p.wake.Reset(d)
+}
+
+// woken is the pool's wake: every call in line picks again (at most one per connection the pool may
+// have), on this goroutine, which Close waits for.
+func (p *pool) woken() {
+	if !p.c.spawn() {
+		return
+	}
+	defer p.c.wg.Done()
+	p.mu.Lock()
+	p.wakeArmed = false
+	n := min(len(p.waiters), p.c.cfg.MaxConnsPerServer)
+	p.mu.Unlock()
+	for range n {
+		p.release(true)
+	}
 }
 
 // unwait takes cl out of line; false when release took it first (its event is on its way).
@@ -208,6 +249,7 @@ type candidates struct {
 	fresh    *conn // least loaded of those dialing, not yet slow
 	blocked  *conn // of those silent for busyAfter with a query outstanding, the one silent longest
 	open     int   // connections dialing or ready: one of them will come free
+	flowing  int   // connections answering, with a query out for less than busyAfter
 }
 
 // scan sorts the connections cl has not tried and that have room. Called
@@ -240,6 +282,7 @@ func (p *pool) scan(cl *call, now int64, limit int32, busy time.Duration, reorde
 				k.blocked = cn
 			}
 		default:
+			k.flowing++
 			if less(cn, k.flow) {
 				k.flow = cn
 			}
@@ -470,6 +513,9 @@ func (p *pool) shutdown() {
 	waiters := p.waiters
 	p.waiters = nil
 	p.waiting.Store(0)
+	if p.wake != nil {
+		p.wake.Stop()
+	}
 	p.mu.Unlock()
 	for _, cn := range conns {
 		cn.close(errShutdown, false)

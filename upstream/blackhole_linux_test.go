@@ -118,6 +118,7 @@ func newBlackholeNetns(t *testing.T) *blackholeNetns {
 			skipOrFail(t, "needs %s (Debian packages iproute2, nftables)", tool)
 		}
 	}
+	removeStaleBlackholeNetns()
 	ns := &blackholeNetns{name: fmt.Sprintf("podns-up-%d", os.Getpid())}
 	run := func(args ...string) {
 		t.Helper()
@@ -151,6 +152,21 @@ func newBlackholeNetns(t *testing.T) *blackholeNetns {
 	ns.fd = fd
 	t.Cleanup(func() { unix.Close(fd) })
 	return ns
+}
+
+// removeStaleBlackholeNetns deletes the namespaces of earlier runs whose test binary is gone (a run
+// killed before its cleanup): the name ends in the binary's PID.
+func removeStaleBlackholeNetns() {
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		pid, ok := strings.CutPrefix(e.Name(), "podns-up-")
+		if !ok {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/proc", pid)); os.IsNotExist(err) {
+			exec.Command("ip", "netns", "del", e.Name()).Run()
+		}
+	}
 }
 
 func skipOrFail(t *testing.T, format string, args ...any) {

@@ -19,7 +19,7 @@ var (
 	// of attempts that never reached a server) without an answer or a
 	// failure to report. A query that finds every connection busy waits for
 	// one, within its deadline: it fails with ErrTimeout if none comes free.
-	ErrBusy = errors.New("upstream: all connections full")
+	ErrBusy = errors.New("upstream: attempts used up")
 	// ErrConnLost: the connection carrying the query closed and the one
 	// re-send allowed was lost too (RFC 7766 §6.2.4).
 	ErrConnLost = errors.New("upstream: connection lost")

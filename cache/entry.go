@@ -3,7 +3,6 @@ package cache
 import (
 	"encoding/binary"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -40,28 +39,19 @@ func (k Kind) String() string {
 	return "uncacheable"
 }
 
-// Entry is one stored reply. It is immutable once built, but for its unread flag, so it stays usable
-// after it has been evicted or replaced, and any number of goroutines may use it at once.
+// Entry is one stored reply. It is immutable once built, so it stays usable after it has been evicted
+// or replaced, and any number of goroutines may use it at once.
 type Entry struct {
 	// buf holds the packed reply — ID 0, AA clear, no OPT or TSIG, every TTL already clamped — followed
 	// by the 2-byte big-endian offset of each RR's TTL field. One allocation holds both.
 	buf      []byte
-	unread   atomic.Bool // fetched before any client asked (MarkUnread), and not read since
-	msgLen   uint16      // <= maxMsgLen
-	qnameLen uint8       // the question name is buf[headerLen : headerLen+qnameLen]; names are <= 255 bytes
+	msgLen   uint16 // <= maxMsgLen
+	qnameLen uint8  // the question name is buf[headerLen : headerLen+qnameLen]; names are <= 255 bytes
 	kind     Kind
 	staleOK  bool          // may be served after expiry (stored positive or negative answers only)
 	stored   time.Time     // when it was built: TTLs count down from here
 	lifetime time.Duration // how long it is fresh
 }
-
-// MarkUnread flags e as fetched before any client asked for it (the resolver's A/AAAA pairing), so
-// that its first read can be told apart (FirstRead).
-func (e *Entry) MarkUnread() { e.unread.Store(true) }
-
-// FirstRead reports whether e was marked unread and this is its first read since, clearing the mark.
-// On a plain entry it costs one atomic load.
-func (e *Entry) FirstRead() bool { return e.unread.Load() && e.unread.Swap(false) }
 
 // msg returns the stored wire message.
 func (e *Entry) msg() []byte { return e.buf[:e.msgLen] }

@@ -29,7 +29,7 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 	default:
 		return dst, false
 	}
-	if e.FirstRead() {
+	if (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) && s.pairs.takeRead(key) {
 		s.pairRead()
 	}
 	start := len(dst)
@@ -79,7 +79,7 @@ func (s *Server) answer(dst []byte, q *query, rc int, limit int) []byte {
 		return s.errorReply(dst, q, dns.RcodeServerFailure)
 	}
 	defer s.release()
-	// No deadline of its own: the client waits for a flight, which ends within the Exchanger's
+	// No deadline of its own: the client waits for a flight, which ends within the Upstream's
 	// timeout, or a search walk's (walkFunc).
 	return s.reply(dst, q, s.resolve(s.bg, q), limit)
 }

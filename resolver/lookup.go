@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -13,43 +12,48 @@ import (
 	"github.com/podns/podns/cache"
 )
 
-// errTruncated: a TCP reply with TC is a broken upstream; it is never used or cached.
-var errTruncated = errors.New("upstream reply truncated over tcp")
+var (
+	// errTruncated: a TCP reply with TC is a broken upstream; it is never used or cached.
+	errTruncated = errors.New("upstream reply truncated over tcp")
+	// errShuttingDown: a walk asked for after Shutdown stopped waiting for background work.
+	errShuttingDown = errors.New("shutting down")
+)
 
-// flightTable collapses identical lookups: while one is in flight, every other asker waits for it.
+// question is one name, type and class asked of the cache or the upstream, with the DO and CD bits
+// that key its cache entry.
+type question struct {
+	name          string // lower case FQDN
+	qtype, qclass uint16
+	do, cd        bool
+}
+
+// walkFn is a search walk run as a call: it bounds its own time (walkFunc).
+type walkFn func(ctx context.Context) (*dns.Msg, error)
+
+// flightTable collapses identical lookups: while one is in flight, every other asker joins it. Its one
+// way in is Server.flight; a call leaves it in Server.settle.
 type flightTable struct {
-	mu    sync.Mutex // guards calls
+	mu    sync.Mutex // guards calls and the guarded fields of every call in it
 	calls map[string]*call
 }
 
-// call is one shared lookup. Its outcome (msg, entry, err) is written by the goroutine that runs it,
-// before done closes; after that it is read-only.
+// call is one shared lookup: an upstream exchange of q, or a search walk (fn). Its outcome (msg,
+// entry, err) is written once, before done closes; after that it is read-only.
 type call struct {
 	done  chan struct{}
 	msg   *dns.Msg
 	entry *cache.Entry // set when the reply was stored
 	err   error
-	// unread: a paired fetch no client has asked for yet; guarded by flightTable.mu.
-	unread bool
 
-	// What to run, set when the call is registered: a walk (fn), or else an upstream exchange for q.
-	// Kept here rather than in a closure: a miss allocates less.
+	srv  *Server
 	key  []byte // the cache key; owned by the call
 	name string // key as the flight table's map key
-	q    upstreamQuestion
-	fn   func(ctx context.Context) (*dns.Msg, error)
+	q    question
+	fn   walkFn
 
-	// For a call sent with ExchangeAsync (runAsync): the server, and the UDP client whose miss it
-	// answers when the reply comes (startMiss), if any.
-	srv    *Server
-	client *udpClient
-}
-
-// upstreamQuestion is what exchange asks.
-type upstreamQuestion struct {
-	name          string
-	qtype, qclass uint16
-	do, cd        bool
+	// Guarded by flightTable.mu:
+	unread  bool         // a paired fetch no client has asked for yet
+	clients []*udpClient // UDP clients answered when the call ends, with no goroutine waiting (startMiss)
 }
 
 // doneCall wraps an outcome already known (a failure before any lookup) as a finished call.
@@ -97,160 +101,125 @@ func answeredEntry(e *cache.Entry) bool {
 	return e.Rcode() == dns.RcodeSuccess || e.Rcode() == dns.RcodeNameError
 }
 
-// flight returns the call in flight for key, starting fn (a search walk) as a new one when there is
-// none. A new call runs on the server's background context, not the asker's: others may be waiting for
-// it, and its answer is cached for the next askers even when the first gives up. started reports
-// whether this asker started it. The call owns key.
-func (s *Server) flight(key []byte, fn func(ctx context.Context) (*dns.Msg, error)) (c *call, started bool) {
-	return s.flightFor(key, upstreamQuestion{}, fn, false)
-}
-
-// flightFor is flight for a walk (fn) or an upstream exchange of q (fn nil), and for a paired fetch
-// when paired is set (pairGauge).
-func (s *Server) flightFor(key []byte, q upstreamQuestion, fn func(ctx context.Context) (*dns.Msg, error), paired bool) (c *call, started bool) {
-	c, started = s.join(key, q, fn, paired)
-	if !started {
-		return c, false
-	}
-	s.bgWG.Add(1)
-	go func() {
-		defer s.bgWG.Done()
-		s.run(c)
-	}()
-	return c, true
-}
-
-// join returns the call in flight for key, or registers a new one (started) that the asker must run
-// (s.run: flightFor, or an asker that runs it on its own goroutine). The call owns key.
+// flight is the one way into the flight table. It returns the call in flight for key, or registers and
+// starts a new one (started): the walk fn on a background goroutine, or else an upstream query for q,
+// queued for the asker's flushQueued. A new call runs on the server's background context, not the
+// asker's: others may join it, and its answer is cached for the next askers even when the first gives
+// up. The call owns key.
 //
 // paired says the asker is a paired fetch rather than a client's question: a new call is counted by
-// the pair gauge, and a client that joins a paired call counts as its reader.
-func (s *Server) join(key []byte, q upstreamQuestion, fn func(ctx context.Context) (*dns.Msg, error), paired bool) (_ *call, started bool) {
-	s.flights.mu.Lock()
-	if c := s.flights.calls[string(key)]; c != nil {
+// the pair gauge, and a client that joins a paired call counts as its reader. cl, when set, is a UDP
+// client the call answers when it ends.
+func (s *Server) flight(key []byte, q question, fn walkFn, paired bool, cl *udpClient) (c *call, started bool) {
+	t := &s.flights
+	t.mu.Lock()
+	if c = t.calls[string(key)]; c != nil {
 		read := c.unread && !paired
-		if read {
-			c.unread = false
+		c.unread = c.unread && !read
+		if cl != nil {
+			c.clients = append(c.clients, cl)
 		}
-		s.flights.mu.Unlock()
+		t.mu.Unlock()
 		if read {
 			s.pairRead()
 		}
 		s.stats.coalesced.Add(1)
 		return c, false
 	}
-	c := s.flights.add(key, q, fn, paired)
-	s.flights.mu.Unlock()
+	c = &call{done: make(chan struct{}), srv: s, key: key, name: string(key), q: q, fn: fn, unread: paired}
+	if cl != nil {
+		c.clients = append(c.clients, cl)
+	}
+	t.calls[c.name] = c
+	t.mu.Unlock()
 	if paired {
 		s.pairs.issue()
 		s.stats.pairFetches.Add(1)
 	}
+	if fn != nil {
+		if !s.background(func() { c.msg, c.err = fn(s.bg); s.settle(c) }) {
+			c.err = errShuttingDown
+			s.settle(c)
+		}
+		return c, true
+	}
+	s.stats.cacheMisses.Add(1)
+	s.stats.upstreamQueries.Add(1)
+	s.up.Queue(upstreamQuery(q), c)
 	return c, true
 }
 
-// register is join for an asker that only starts a new call: nil when one is in flight for key.
-func (s *Server) register(key []byte, q upstreamQuestion) *call {
-	s.flights.mu.Lock()
-	defer s.flights.mu.Unlock()
-	if s.flights.calls[string(key)] != nil {
-		return nil
+// background runs f on a goroutine that Shutdown waits for; false once Shutdown waits (f does not run).
+func (s *Server) background(f func()) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgStopped {
+		return false
 	}
-	return s.flights.add(key, q, nil, false)
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		f()
+	}()
+	return true
 }
 
-// add registers a new call. Called with mu held.
-func (t *flightTable) add(key []byte, q upstreamQuestion, fn func(ctx context.Context) (*dns.Msg, error), paired bool) *call {
-	c := &call{done: make(chan struct{}), unread: paired, key: key, name: string(key), q: q, fn: fn}
-	t.calls[c.name] = c
-	return c
-}
-
-// run runs a call join registered, stores its answer and wakes its waiters. Its work bounds its own
-// time: the Exchanger's timeout, or the walk's deadline (walkFunc).
-func (s *Server) run(c *call) {
-	switch {
-	case c.fn != nil:
-		c.msg, c.err = c.fn(s.bg)
-	case s.wup != nil:
-		s.exchangeWire(c)
-	default:
-		c.msg, c.err = s.exchange(s.bg, c.q)
-	}
-	s.settle(c)
-}
-
-// runAsync sends an upstream call with ExchangeAsync: no goroutine waits for it, and Receive finishes
-// it where the reply is read. With queue, the query is written at the asker's next aup.Flush.
-func (s *Server) runAsync(c *call, queue bool) {
-	c.srv = s
-	s.stats.upstreamQueries.Add(1)
-	if queue {
-		s.aup.Queue(upstreamQuery(c.q), c)
-	} else {
-		s.aup.ExchangeAsync(upstreamQuery(c.q), c)
-	}
-}
-
-// Receive finishes a call sent by runAsync with the upstream's reply, and answers the client whose
-// miss started it. It runs on the goroutine that read the reply: nothing here blocks.
+// Receive finishes an upstream call with the upstream's reply. It runs on the goroutine that read the
+// reply: nothing here blocks.
 func (c *call) Receive(wire []byte, err error) {
-	s := c.srv
-	s.takeWire(c, wire, err)
-	s.settle(c)
-	if c.client != nil {
-		s.answerMiss(c)
-	}
+	c.srv.takeWire(c, wire, err)
+	c.srv.settle(c)
 }
 
-// settle stores a call's answer, takes it out of the flight table and wakes its waiters.
+// settle stores a call's answer, takes it out of the flight table, wakes its waiters and answers its
+// UDP clients.
 func (s *Server) settle(c *call) {
 	if c.err == nil && c.entry == nil {
 		c.entry, _ = s.cache.Set(c.key, c.msg)
 	}
 	s.flights.mu.Lock()
 	delete(s.flights.calls, c.name)
-	unread := c.unread
+	unread, clients := c.unread, c.clients
+	c.clients = nil
 	s.flights.mu.Unlock()
 	if unread && c.entry != nil {
-		c.entry.MarkUnread() // its first hit counts as the read
+		s.pairs.markUnread(c.key) // a client's first hit on it counts as the read
 	}
 	close(c.done)
+	for _, cl := range clients {
+		s.answerMiss(c, cl)
+	}
 }
 
-// lookup asks for one FQDN (lower case), from the cache or upstream. force skips a fresh cache entry
+// lookup asks for one question, from the cache or upstream. force skips a fresh cache entry
 // (refreshes). A stale entry is kept as the fallback when the refresh fails (RFC 8767). A new upstream
-// call is sent with ExchangeAsync when the Exchanger has it (with inline, queued for the asker's
-// flushQueued); else, with inline and without a stale fallback, it is not started but left to the
-// asker (h.run), to run on its own goroutine (one goroutine hand-off less on a cache miss).
-func (s *Server) lookup(name string, qtype, qclass uint16, do, cd, force, inline bool) (h handle) {
-	how := startFlight
-	if inline {
-		how = startInline
-	}
-	return s.lookupFor(name, qtype, qclass, do, cd, force, how, false)
+// query is queued: the asker calls flushQueued.
+func (s *Server) lookup(q question, force bool) handle {
+	return s.lookupFor(q, force, false, nil)
 }
 
-// How a lookup starts a new upstream call.
-type startHow uint8
-
-const (
-	startFlight startHow = iota // ExchangeAsync, else a flight goroutine
-	startInline                 // Queue, else the asker runs it (handle.run); the asker calls flushQueued
-	startQueued                 // Queue, else a flight goroutine; the asker calls flushQueued
-)
-
-// flushQueued writes the upstream queries of lookups started with startQueued.
-func (s *Server) flushQueued() {
-	if s.aup != nil {
-		s.aup.Flush()
+// lookupDirect is lookup for a client's question about a name that is not searched: a miss for A or
+// AAAA fetches the other type too (pairFor), as getaddrinfo asks both. With cl, see lookupFor.
+func (s *Server) lookupDirect(q question, cl *udpClient) handle {
+	h := s.lookupFor(q, false, false, cl)
+	if other, ok := s.pairFor(q.qtype, q.qclass); ok && h.started {
+		p := q
+		p.qtype = other
+		s.lookupFor(p, false, true, nil)
 	}
+	return h
 }
 
-// lookupFor is lookup, for a paired fetch when paired is set: one that the pair gauge may skip, which
-// returns an empty handle.
-func (s *Server) lookupFor(name string, qtype, qclass uint16, do, cd, force bool, how startHow, paired bool) (h handle) {
-	key, err := keyFor(name, qtype, qclass, do, cd, cache.ViewUpstream)
+// lookupFor is lookup for a paired fetch when paired is set (one the pair gauge may skip: an empty
+// handle), and for a UDP client cl that the lookup's call answers where its reply is read. A lookup
+// with cl sets h.call only when cl was given to a call; else (a hit, a stale entry, which need a
+// goroutine to wait, or a bad name) nothing is started and the asker answers cl itself.
+func (s *Server) lookupFor(q question, force, paired bool, cl *udpClient) (h handle) {
+	key, err := keyFor(q.name, q.qtype, q.qclass, q.do, q.cd, cache.ViewUpstream)
 	if err != nil {
+		if cl != nil {
+			return handle{}
+		}
 		return handle{call: doneCall(nil, err)}
 	}
 	if !force {
@@ -258,36 +227,28 @@ func (s *Server) lookupFor(name string, qtype, qclass uint16, do, cd, force bool
 		switch st {
 		case cache.Fresh, cache.Prefetch:
 			if st == cache.Prefetch {
-				s.refresh(name, qtype, qclass, do, cd)
+				s.refresh(q)
 			}
-			if !paired && e.FirstRead() {
+			if !paired && s.pairs.takeRead(key) {
 				s.pairRead()
 			}
 			return handle{hit: e} // unpacked only if a walk needs the message (handle.wait)
 		case cache.Stale:
+			if cl != nil {
+				return handle{stale: e}
+			}
 			h.stale = e
 		}
 	}
 	if paired && !s.pairs.want() {
 		return handle{} // the gauge is asked only when a paired fetch would go upstream
 	}
-	q := upstreamQuestion{name: name, qtype: qtype, qclass: qclass, do: do, cd: cd}
-	switch {
-	case s.aup != nil:
-		if h.call, h.started = s.join(key, q, nil, paired); h.started {
-			s.runAsync(h.call, how != startFlight)
-		}
-	case how == startInline && h.stale == nil:
-		h.call, h.started = s.join(key, q, nil, paired)
-		h.run = h.started
-	default:
-		h.call, h.started = s.flightFor(key, q, nil, paired)
-	}
-	if h.started {
-		s.stats.cacheMisses.Add(1)
-	}
+	h.call, h.started = s.flight(key, q, nil, paired, cl)
 	return h
 }
+
+// flushQueued writes the upstream queries lookups queued.
+func (s *Server) flushQueued() { s.up.Flush() }
 
 // handle is a lookup under way, with the stale entry to fall back on.
 type handle struct {
@@ -295,7 +256,6 @@ type handle struct {
 	hit     *cache.Entry // the fresh cache entry that answered, if one did
 	stale   *cache.Entry
 	started bool // this lookup sent a query upstream
-	run     bool // with lookup's inline: the asker must run the call (s.run)
 }
 
 // entry is the cache entry that holds the lookup's reply, once the lookup is done; nil when the reply
@@ -341,21 +301,15 @@ func answered(m *dns.Msg) bool {
 }
 
 // refresh re-fetches an entry in the background (prefetch), once: the flight table collapses repeats.
-func (s *Server) refresh(name string, qtype, qclass uint16, do, cd bool) {
+func (s *Server) refresh(q question) {
 	s.stats.prefetches.Add(1)
-	s.lookup(name, qtype, qclass, do, cd, true, false)
+	s.lookup(q, true)
+	s.flushQueued()
 }
 
-// exchangeWire asks the upstream for c's question and keeps the reply as it came when the cache takes
-// it so (cache.StoreWire): c.entry, and no message, which waiters that need one unpack from the entry.
-// Otherwise the reply is unpacked into c.msg, for run to store.
-func (s *Server) exchangeWire(c *call) {
-	s.stats.upstreamQueries.Add(1)
-	wire, err := s.wup.ExchangeWire(s.bg, upstreamQuery(c.q))
-	s.takeWire(c, wire, err)
-}
-
-// takeWire is exchangeWire's handling of the reply (or error) the upstream gave for c.
+// takeWire keeps the upstream's reply (or error) for c: stored as it came when the cache takes it so
+// (cache.StoreWire), as c.entry and no message, which waiters that need one unpack from the entry;
+// otherwise unpacked into c.msg, for settle to store.
 func (s *Server) takeWire(c *call, wire []byte, err error) {
 	switch {
 	case err != nil:
@@ -376,13 +330,13 @@ func (s *Server) takeWire(c *call, wire []byte, err error) {
 }
 
 // upstreamErr counts and wraps a failed upstream lookup of q.
-func (s *Server) upstreamErr(q upstreamQuestion, err error) error {
+func (s *Server) upstreamErr(q question, err error) error {
 	s.stats.upstreamErrors.Add(1)
 	return fmt.Errorf("asking upstream for %s %s: %w", q.name, dns.TypeToString[q.qtype], err)
 }
 
-// upstreamQuery is the query exchange sends for q.
-func upstreamQuery(q upstreamQuestion) *dns.Msg {
+// upstreamQuery is the query sent upstream for q.
+func upstreamQuery(q question) *dns.Msg {
 	m := new(dns.Msg) // ID 0: the upstream client gives each attempt its own (SetQuestion's costs a syscall)
 	m.Question = []dns.Question{{Name: q.name, Qtype: q.qtype, Qclass: q.qclass}}
 	m.RecursionDesired = true
@@ -393,27 +347,6 @@ func upstreamQuery(q upstreamQuestion) *dns.Msg {
 	return m
 }
 
-// exchange asks the upstream for one FQDN.
-func (s *Server) exchange(ctx context.Context, q upstreamQuestion) (*dns.Msg, error) {
-	s.stats.upstreamQueries.Add(1)
-	r, err := s.up.Exchange(ctx, upstreamQuery(q))
-	if err != nil {
-		return nil, s.upstreamErr(q, err)
-	}
-	if r.Truncated {
-		return nil, s.upstreamErr(q, errTruncated)
-	}
-	// The OPT record is per hop (RFC 6891 §6.1.1): it never reaches a client or the cache.
-	extra := r.Extra[:0:0]
-	for _, rr := range r.Extra {
-		if rr.Header().Rrtype != dns.TypeOPT {
-			extra = append(extra, rr)
-		}
-	}
-	r.Extra = extra
-	return r, nil
-}
-
 // keyFor builds the cache key of a presentation-form name.
 func keyFor(name string, qtype, qclass uint16, do, cd bool, view byte) ([]byte, error) {
 	var wire [maxNameWire]byte
@@ -422,65 +355,4 @@ func keyFor(name string, qtype, qclass uint16, do, cd bool, view byte) ([]byte, 
 		return nil, fmt.Errorf("packing name %q: %w", name, err)
 	}
 	return cache.AppendKey(make([]byte, 0, n+16), wire[:n], qtype, qclass, do, cd, view), nil
-}
-
-// Pairing is adaptive for direct lookups: it saves a round trip when clients ask for both types of a
-// name, as glibc's getaddrinfo does, and is an upstream query nobody reads when they ask for one (an
-// AF_INET lookup, a JVM with preferIPv4Stack, a load generator). The gauge counts paired fetches and
-// those a client then read (it asked while the fetch was in flight, or hit its cache entry first).
-const (
-	pairSample     = 16 // with fewer paired fetches counted than this, pair
-	pairDecay      = 64 // at this many, both counts halve: the gauge follows what clients do now
-	pairProbeEvery = 16 // while off, one miss in this many pairs anyway, to notice clients changing
-)
-
-// pairGauge decides whether a direct lookup's miss fetches the other address type too: while at least
-// a quarter of the paired fetches are read. The counts are approximate under concurrency (a halving
-// may lose a concurrent increment), which a gauge can afford.
-type pairGauge struct {
-	issued, read atomic.Uint32
-	misses       atomic.Uint32 // misses seen while off, for the probes
-}
-
-// want reports whether this miss pairs: when on, and for one miss in pairProbeEvery when not.
-func (g *pairGauge) want() bool {
-	return g.on() || g.misses.Add(1)%pairProbeEvery == 0
-}
-
-// on: too few paired fetches counted to judge, or at least a quarter of them read.
-func (g *pairGauge) on() bool {
-	issued, read := g.issued.Load(), g.read.Load()
-	return issued < pairSample || 4*read >= issued
-}
-
-// issue counts a paired fetch started.
-func (g *pairGauge) issue() {
-	if n := g.issued.Add(1); n >= pairDecay {
-		g.issued.Store(n / 2)
-		g.read.Store(min(g.read.Load(), n) / 2)
-	}
-}
-
-// readOne counts a paired fetch a client read.
-func (g *pairGauge) readOne() { g.read.Add(1) }
-
-// pairRead counts a paired fetch a client read, in the gauge and the metrics.
-func (s *Server) pairRead() {
-	s.pairs.readOne()
-	s.stats.pairReads.Add(1)
-}
-
-// pairFor is the other address type to fetch with qtype: glibc asks A and AAAA together, so a miss for
-// one fetches both. With AAAA filtered there is no pair: AAAA never goes upstream.
-func (s *Server) pairFor(qtype, qclass uint16) (uint16, bool) {
-	if qclass != dns.ClassINET || s.cfg.AAAAFilter {
-		return 0, false
-	}
-	switch qtype {
-	case dns.TypeA:
-		return dns.TypeAAAA, true
-	case dns.TypeAAAA:
-		return dns.TypeA, true
-	}
-	return 0, false
 }

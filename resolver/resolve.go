@@ -18,14 +18,8 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 	name := lowerName(q.qname)
 	var h handle
 	if view := s.view(q); view == cache.ViewUpstream {
-		h = s.lookup(name, q.qtype, q.qclass, q.do, q.cd, false, true)
-		if other, ok := s.pairFor(q.qtype, q.qclass); ok && h.started {
-			s.lookupFor(name, other, q.qclass, q.do, q.cd, false, startQueued, true)
-		}
+		h = s.lookupDirect(question{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}, nil)
 		s.flushQueued() // both queries in one write if they can
-		if h.run {
-			s.run(h.call)
-		}
 	} else {
 		var ok bool
 		if h, ok = s.searchHandle(q, name); !ok {
@@ -72,12 +66,12 @@ func (s *Server) searchHandle(q *query, name string) (h handle, ok bool) {
 	case cache.Stale:
 		h.stale = e
 	}
-	h.call, h.started = s.flight(key, s.walkFunc(q, name, st == cache.Stale))
+	h.call, h.started = s.flight(key, question{}, s.walkFunc(q, name, st == cache.Stale), false, nil)
 	return h, true
 }
 
 // walkFunc is the search walk for q, to run as a flight.
-func (s *Server) walkFunc(q *query, name string, force bool) func(ctx context.Context) (*dns.Msg, error) {
+func (s *Server) walkFunc(q *query, name string, force bool) walkFn {
 	qname := nameString(q.qname)
 	qtype, qclass, do, cd := q.qtype, q.qclass, q.do, q.cd
 	return func(ctx context.Context) (*dns.Msg, error) {
@@ -88,11 +82,11 @@ func (s *Server) walkFunc(q *query, name string, force bool) func(ctx context.Co
 }
 
 // prefetch refreshes q's answer in the background: the client was answered from the cache in the last
-// tenth of the entry's TTL, so a popular name never expires (DESIGN.md §6).
+// tenth of the entry's TTL, so a popular name does not expire while clients keep asking for it.
 func (s *Server) prefetch(q *query) {
 	name := lowerName(q.qname)
 	if s.view(q) == cache.ViewUpstream {
-		s.refresh(name, q.qtype, q.qclass, q.do, q.cd)
+		s.refresh(question{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd})
 		return
 	}
 	key, err := keyFor(name, q.qtype, q.qclass, q.do, q.cd, cache.ViewSearch)
@@ -100,7 +94,7 @@ func (s *Server) prefetch(q *query) {
 		return
 	}
 	s.stats.prefetches.Add(1)
-	s.flight(key, s.walkFunc(q, name, true))
+	s.flight(key, question{}, s.walkFunc(q, name, true), false, nil)
 }
 
 // filteredAAAA is the local NODATA for PODNS_AAAA=filter, with an SOA so that clients cache it

@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -16,30 +18,19 @@ import (
 	"github.com/podns/podns/cache"
 )
 
-// Exchanger sends one query upstream and returns its reply; upstream.Client satisfies it. The resolver
-// calls it with a context that has no deadline (it is canceled at shutdown): an Exchange must end
-// within a timeout of its own, as upstream.Client's Config.Timeout bounds it.
-type Exchanger interface {
-	Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
-}
-
-// wireExchanger is an Exchanger that can also return a reply as it came, without its OPT record
-// (upstream.Client's ExchangeWire): such a reply is cached without a round trip through miekg/dns.
-type wireExchanger interface {
-	ExchangeWire(ctx context.Context, m *dns.Msg) ([]byte, error)
-}
-
-// asyncExchanger can also send a query with no goroutine waiting for the reply (upstream.Client's
-// ExchangeAsync): the reply, in wire form as ExchangeWire's, is handed to r.Receive where it is read.
-// Queue is ExchangeAsync for a query written at the next Flush, with the others queued meanwhile.
-type asyncExchanger interface {
+// Upstream is the cluster DNS as the resolver asks it; upstream.Client satisfies it. A query is sent
+// with no goroutine waiting for its reply: the reply, in wire form and without its OPT record (per hop,
+// RFC 6891 §6.1.1), or the error, is handed to r.Receive on the goroutine that read it, within the
+// upstream's own timeout. Queue is ExchangeAsync for a query written at the next Flush, in one write
+// with the others queued meanwhile.
+type Upstream interface {
 	ExchangeAsync(m *dns.Msg, r receiver)
 	Queue(m *dns.Msg, r receiver)
 	Flush()
 }
 
-// receiver is told an asyncExchanger's reply (upstream.Receiver: the same type, by alias, so that
-// the resolver need not import the upstream package).
+// receiver is told an Upstream's reply (upstream.Receiver: the same type, by alias, so that the
+// resolver need not import the upstream package).
 type receiver = interface{ Receive(wire []byte, err error) }
 
 // Config configures a Server. Zero values mean the documented defaults, except Ndots, which is taken
@@ -55,7 +46,7 @@ type Config struct {
 
 	// Timeout bounds a search walk. Default 3s: inside the 5 s that glibc and musl wait before they
 	// retry, so a client hears SERVFAIL (and moves on) rather than silence. A single upstream lookup
-	// is bounded by the Exchanger (main gives upstream.Client the same value).
+	// is bounded by the Upstream (main gives upstream.Client the same value).
 	Timeout time.Duration
 	// StaleWait is how long a refresh of an expired entry may take before the stale answer goes out
 	// (RFC 8767 §5's "client response timer", which suggests 1.8 s; a sidecar on loopback can be
@@ -76,6 +67,10 @@ type Config struct {
 	AAAAFilter bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// askAheadAfter is askAheadAfter, but for tests that count queries and must not see a walk hedge
+	// because a loaded machine stalled it.
+	askAheadAfter time.Duration
 }
 
 const (
@@ -99,9 +94,7 @@ var ErrNoListen = errors.New("no listen address")
 type Server struct {
 	cfg    Config
 	log    zerolog.Logger
-	up     Exchanger
-	wup    wireExchanger  // up, when it can return replies in wire form
-	aup    asyncExchanger // up, when it can send a query with no goroutine waiting
+	up     Upstream
 	cache  *cache.Cache
 	search searcher
 	now    func() time.Time
@@ -111,23 +104,27 @@ type Server struct {
 
 	flights flightTable
 
-	// bg owns background work (refreshes, shared upstream calls); it is cancelled by Shutdown last.
-	bg       context.Context
-	bgCancel context.CancelFunc
-	bgWG     sync.WaitGroup
+	// bg owns background work (search walks run as calls, cut probes); Shutdown cancels it last, then
+	// waits for bgWG. background starts such work, under bgMu, until bgStopped.
+	bg        context.Context
+	bgCancel  context.CancelFunc
+	bgWG      sync.WaitGroup
+	bgMu      sync.Mutex
+	bgStopped bool
 
 	handlers sync.WaitGroup // queries being answered; Shutdown waits for them
 	loops    sync.WaitGroup // reader and accept loops
+
+	closing atomic.Bool // set once, under mu: read by every packet without the lock
 
 	mu       sync.Mutex // guards the fields below
 	udp      []*udpSocket
 	tcp      []net.Listener
 	tcpConns map[net.Conn]struct{}
-	closing  bool
 }
 
 // New builds a Server; nothing is bound until Start.
-func New(cfg Config, up Exchanger, c *cache.Cache, log zerolog.Logger) (*Server, error) {
+func New(cfg Config, up Upstream, c *cache.Cache, log zerolog.Logger) (*Server, error) {
 	if len(cfg.Listen) == 0 {
 		return nil, ErrNoListen
 	}
@@ -158,6 +155,9 @@ func New(cfg Config, up Exchanger, c *cache.Cache, log zerolog.Logger) (*Server,
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.askAheadAfter <= 0 {
+		cfg.askAheadAfter = askAheadAfter
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:      cfg,
@@ -172,8 +172,7 @@ func New(cfg Config, up Exchanger, c *cache.Cache, log zerolog.Logger) (*Server,
 		tcpConns: make(map[net.Conn]struct{}),
 	}
 	s.flights.calls = make(map[string]*call)
-	s.wup, _ = up.(wireExchanger)
-	s.aup, _ = up.(asyncExchanger)
+	s.pairs.seed = maphash.MakeSeed()
 	return s, nil
 }
 
@@ -245,14 +244,14 @@ func (s *Server) Addrs() []net.Addr {
 func (s *Server) Listening() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.udp) > 0 && !s.closing
+	return len(s.udp) > 0 && !s.closing.Load()
 }
 
 // Shutdown stops reading new queries, answers every query already read, then closes the sockets. It
 // returns ctx's error if the queries in flight outlive ctx (their sockets are closed all the same).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	// Wake the readers without closing the sockets: replies still in flight are written on them.
 	past := time.Unix(1, 0)
 	for _, pc := range s.udp {
@@ -280,6 +279,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closeListeners()
 	s.bgCancel()
+	s.bgMu.Lock()
+	s.bgStopped = true // no background work starts after this: bgWG.Add never races bgWG.Wait
+	s.bgMu.Unlock()
 	s.bgWG.Wait()
 	<-done
 	return err
@@ -288,7 +290,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closing = true
+	s.closing.Store(true)
 	for _, pc := range s.udp {
 		pc.Close()
 	}

@@ -39,7 +39,7 @@ func (s *Server) serveTCP(ln net.Listener) {
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || len(s.tcpConns) >= s.cfg.MaxTCPConns {
+	if s.closing.Load() || len(s.tcpConns) >= s.cfg.MaxTCPConns {
 		s.stats.tcpRefused.Add(1)
 		return false
 	}

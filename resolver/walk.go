@@ -144,7 +144,7 @@ type walker struct {
 const askAheadAfter = 100 * time.Millisecond
 
 func (s *Server) newWalker(wq walkQuestion, force bool) *walker {
-	w := &walker{s: s, wq: wq, force: force, slow: time.NewTimer(askAheadAfter)}
+	w := &walker{s: s, wq: wq, force: force, slow: time.NewTimer(s.cfg.askAheadAfter)}
 	w.types[0] = wq.qtype
 	w.types[1], w.paired = s.pairFor(wq.qtype, wq.qclass)
 	// getaddrinfo's A and AAAA walks of one name run at once: probing both with A lets them share every
@@ -248,7 +248,7 @@ func (w *walker) askAhead() {
 		}
 		switch {
 		case s.search.cutFirst(c, cut): // as probeCut asks it
-			w.count(s.lookupFor(cut, dns.TypeA, w.wq.qclass, false, false, w.force, startQueued, false))
+			w.count(s.lookup(question{name: cut, qtype: dns.TypeA, qclass: w.wq.qclass}, w.force))
 		case cut == "": // the name as given: both types at once, as try asks it
 			w.count(w.lookup(c, w.types[0]))
 			if w.paired {
@@ -263,7 +263,7 @@ func (w *walker) askAhead() {
 
 // lookup asks for one type of candidate c, its queries queued for the next flushQueued.
 func (w *walker) lookup(c string, qtype uint16) handle {
-	return w.s.lookupFor(c, qtype, w.wq.qclass, w.wq.do, w.wq.cd, w.force, startQueued, false)
+	return w.s.lookup(question{name: c, qtype: qtype, qclass: w.wq.qclass, do: w.wq.do, cd: w.wq.cd}, w.force)
 }
 
 // count counts h's query, if it sent one.
@@ -319,7 +319,7 @@ func (w *walker) learnCut(cut string) {
 	if _, ok := s.cache.Cut(ckey); ok {
 		return
 	}
-	h := s.lookupFor(cut, dns.TypeA, qclass, false, false, false, startQueued, false)
+	h := s.lookup(question{name: cut, qtype: dns.TypeA, qclass: qclass}, false)
 	if h.hit != nil {
 		if h.hit.Kind() == cache.NXDomain {
 			s.cache.SetCut(ckey, h.hit)
@@ -330,20 +330,20 @@ func (w *walker) learnCut(cut string) {
 		w.started++
 	}
 	s.flushQueued()
-	s.flight(ckey, func(ctx context.Context) (*dns.Msg, error) {
+	s.flight(ckey, question{}, func(ctx context.Context) (*dns.Msg, error) {
 		if m, ok := h.wait(ctx, s); ok && m.Rcode == dns.RcodeNameError {
 			if e := h.entry(); e != nil {
 				s.cache.SetCut(ckey, e)
 			}
 		}
 		return nil, errCutProbe // nothing for the flight to store: the lookup stored its answer
-	})
+	}, false, nil)
 }
 
 // probeCut asks cut's A and waits: its NXDOMAIN is kept as a cut, and reported with its TTL.
 func (w *walker) probeCut(ctx context.Context, cut string) (uint32, bool) {
 	s := w.s
-	h := s.lookupFor(cut, dns.TypeA, w.wq.qclass, false, false, w.force, startQueued, false)
+	h := s.lookup(question{name: cut, qtype: dns.TypeA, qclass: w.wq.qclass}, w.force)
 	if h.started {
 		w.started++
 	}

@@ -113,7 +113,7 @@ func (e *Exchanger) SetHook(f func(ctx context.Context, q *dns.Msg) (*dns.Msg, e
 	e.mu.Unlock()
 }
 
-// Exchange implements resolver.Exchanger.
+// Exchange answers q: the hook first, else the zones.
 func (e *Exchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	e.total.Add(1)
 	e.mu.Lock()
@@ -131,8 +131,8 @@ func (e *Exchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) 
 	return e.Zones.Answer(q), nil
 }
 
-// ExchangeWire implements the resolver's optional wire-form exchange as upstream.Client does: the
-// reply packed, without its OPT record. The resolver uses it for every lookup it sends upstream.
+// ExchangeWire is Exchange in wire form, as upstream.Client hands replies to the resolver: the reply
+// packed, without its OPT record.
 func (e *Exchanger) ExchangeWire(ctx context.Context, q *dns.Msg) ([]byte, error) {
 	r, err := e.Exchange(ctx, q)
 	if err != nil {
@@ -150,9 +150,8 @@ func (e *Exchanger) ExchangeWire(ctx context.Context, q *dns.Msg) ([]byte, error
 	return cp.Pack()
 }
 
-// ExchangeAsync implements the resolver's optional exchange without a waiting goroutine as
-// upstream.Client does, bounded by AsyncTimeout (like the client's Timeout): r is told once, from a
-// goroutine of its own.
+// ExchangeAsync implements resolver.Upstream as upstream.Client does, bounded by AsyncTimeout (like
+// the client's Timeout): r is told once, from a goroutine of its own.
 func (e *Exchanger) ExchangeAsync(q *dns.Msg, r Receiver) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), AsyncTimeout)

@@ -17,7 +17,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECS=${1:-10}
-HIT_QPS=${HIT_QPS:-20000} # fixed rate for the CPU-per-query figure (DESIGN.md §7's calibration rate)
+HIT_QPS=${HIT_QPS:-20000} # fixed rate for the CPU-per-query figure
 UP_PORT=$((20000 + RANDOM % 5000))
 DNS_PORT=$((25000 + RANDOM % 5000))
 HTTP_PORT=$((30000 + RANDOM % 5000))

@@ -158,7 +158,7 @@ func (s *Server) clientMsg(q *query, r *dns.Msg) *dns.Msg {
 	m.Response = true
 	m.Opcode = dns.OpcodeQuery
 	m.RecursionDesired = q.rd
-	m.RecursionAvailable = true // glibc takes an empty NOERROR without RA for a referral (DESIGN.md §4)
+	m.RecursionAvailable = true // glibc takes an empty NOERROR without RA for a referral, and skips it
 	m.CheckingDisabled = q.cd
 	if q.edns {
 		m.SetEdns0(ednsUDPSize, q.do)

@@ -391,7 +391,8 @@ func hasRecords(m *dns.Msg) bool {
 }
 
 // compose builds the reply to the client's question from the answer r for fqdn. When fqdn is another
-// name than the question's, the answer starts with a CNAME from the question to it (DESIGN.md §4). No
+// name than the question's, the answer starts with a CNAME from the question to it (glibc, musl and Go
+// take the CNAME's target as the canonical name, as they would from the search walk itself). No
 // record lives longer than clamp, the least TTL among the answers the walk consulted, so the composed
 // reply (cached under the client's question) expires no later than any of them: a service created after
 // an NXDOMAIN is seen as soon as that NXDOMAIN expires.

@@ -193,7 +193,8 @@ func TestAllCandidatesFail(t *testing.T) {
 func TestFailedCandidateIsSkipped(t *testing.T) {
 	h := newHarness(t)
 	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-		if q.Question[0].Name == "www.example.com.apps.svc.cluster.local." {
+		switch q.Question[0].Name {
+		case "www.example.com.apps.svc.cluster.local.", "com.apps.svc.cluster.local.": // the candidate, and its cut
 			return nil, errors.New("timeout")
 		}
 		return nil, nil
@@ -273,9 +274,10 @@ func TestShutdownAnswersEveryMiss(t *testing.T) {
 }
 
 // TestWalkAsksInOrder: a candidate is asked only once the ones ahead of it are known empty, as
-// ClusterFirst asks them; a later candidate is probed with A alone (its NXDOMAIN denies AAAA too), and
-// the probe's NXDOMAIN for a name of several labels has the walk ask the cut name (learnCut); under the
-// cluster domain itself the cut name is asked instead of the candidate (cutFirst).
+// ClusterFirst asks them; a later candidate is probed with A alone (its NXDOMAIN denies AAAA too); for
+// a name of two dots or more the cut names of the first two candidates are asked instead of them
+// (askCutsAhead), and under the cluster domain itself the cut name is asked instead of the candidate
+// (cutFirst).
 func TestWalkAsksInOrder(t *testing.T) {
 	h := newHarness(t)
 	h.ask(t, "udp", "graylog", dns.TypeA)
@@ -291,10 +293,10 @@ func TestWalkAsksInOrder(t *testing.T) {
 		{"graylog.svc.cluster.local.", dns.TypeA, 0},
 		{"graylog.cluster.local.", dns.TypeA, 0},
 		{"graylog.", dns.TypeA, 0},
-		{"www.example.com.apps.svc.cluster.local.", dns.TypeA, 1},
+		{"www.example.com.apps.svc.cluster.local.", dns.TypeA, 0}, // its cut name is asked ahead
 		{"www.example.com.apps.svc.cluster.local.", dns.TypeAAAA, 0},
 		{"com.apps.svc.cluster.local.", dns.TypeA, 1},
-		{"www.example.com.svc.cluster.local.", dns.TypeA, 1},
+		{"www.example.com.svc.cluster.local.", dns.TypeA, 0},
 		{"www.example.com.svc.cluster.local.", dns.TypeAAAA, 0},
 		{"com.svc.cluster.local.", dns.TypeA, 1},
 		{"www.example.com.cluster.local.", dns.TypeA, 0}, // its cut name is asked first (cutFirst)

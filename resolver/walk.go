@@ -44,7 +44,10 @@ type walkQuestion struct {
 //     (the first candidate of a one-label name, the name as given) both types go at once, as glibc
 //     sends them: the same cost, and no round trip more;
 //   - the probe's NXDOMAIN at a candidate of a name of several labels pays for asking its cut name
-//     (learnCut), once per cut and negative TTL: the next names with that last label skip it.
+//     (learnCut), once per cut and negative TTL: the next names with that last label skip it;
+//   - a name of two dots or more, below ndots, has the cut names of its first two candidates asked at
+//     once before them (askCutsAhead), and the name itself with the third's: a cold external name
+//     takes two round trips.
 //
 // So a walk costs at most what glibc sends for the same name, whatever the cache holds, unless the
 // cluster DNS is slow (askAheadAfter).
@@ -52,6 +55,7 @@ func (s *Server) walk(ctx context.Context, wq walkQuestion, force bool) (*dns.Ms
 	cands := s.search.candidates(make([]string, 0, 4), wq.name)
 	w := s.newWalker(wq, force)
 	defer w.slow.Stop()
+	w.askCutsAhead(cands)
 	var nodata, own *dns.Msg
 	failed := false
 	clamp := uint32(math.MaxUint32)
@@ -65,7 +69,10 @@ walk:
 			clamp = min(clamp, ttl)
 			continue
 		}
-		if s.search.cutFirst(c, cut) {
+		if ahead := w.cutsAhead&(1<<i) != 0; ahead || s.search.cutFirst(c, cut) {
+			if w.cutsAhead != 0 && !ahead && i+2 == len(cands) {
+				w.askName(cands[i+1]) // both cuts ahead were NXDOMAIN: the name itself is the likely answer
+			}
 			if ttl, ok := w.probeCut(ctx, cut); ok {
 				clamp = min(clamp, ttl)
 				continue
@@ -128,6 +135,10 @@ type walker struct {
 	paired  bool
 	probe   int // the index in types of the type a candidate is probed with
 	started int // queries this walk sent upstream
+
+	// cutsAhead has bit i set when candidate i's cut name was asked before the walk began
+	// (askCutsAhead): the walk waits for that answer instead of probing the candidate.
+	cutsAhead uint8
 
 	// slow fires askAheadAfter into the walk; then, while a cluster candidate is awaited, the
 	// candidates after it (rest) are asked at once (askAhead), once.
@@ -259,6 +270,42 @@ func (w *walker) askAhead() {
 		}
 	}
 	s.flushQueued()
+}
+
+// askCutsAhead asks, at once and before any candidate, the cut names of the first two candidates of
+// an A or AAAA walk of a name with two dots or more that is asked as given last (below ndots). Such a
+// name is an external one (www.example.com), a pod-IP name (10-0-0-7.ns.pod) or one under svc
+// (graylog.ns.svc): for all three the first two candidates are empty, and their cuts' NXDOMAINs come
+// back in one round trip where probing the candidates takes two, and cover every later name with the
+// same last label. When both are NXDOMAIN and the third candidate's cut is asked too, the name itself
+// goes with it (walk), so a cold external name takes two round trips instead of four. For a name found
+// at the second candidate (web-0.web.ns: its cut is a Namespace, which exists) the cut costs the query
+// the candidate's probe would have: no class of name costs more than under ClusterFirst.
+func (w *walker) askCutsAhead(cands []string) {
+	s := w.s
+	name := w.wq.name
+	if !w.paired || w.force || len(cands) < 3 || cands[len(cands)-1] != name || dns.CountLabel(name) < 3 {
+		return
+	}
+	for i, c := range cands[:2] {
+		cut := s.search.cutName(name, c)
+		if cut == "" || cut == c || s.search.known(cut) {
+			continue
+		}
+		if _, ok := w.cutTTL(c, cut); ok {
+			continue
+		}
+		w.cutsAhead |= 1 << i
+		w.count(s.lookup(question{name: cut, qtype: dns.TypeA, qclass: w.wq.qclass}, false))
+	}
+	s.flushQueued()
+}
+
+// askName queues both types of the name as given, which the walk reaches next unless the candidate it
+// now waits for exists.
+func (w *walker) askName(name string) {
+	w.count(w.lookup(name, w.types[0]))
+	w.count(w.lookup(name, w.types[1]))
 }
 
 // lookup asks for one type of candidate c, its queries queued for the next flushQueued.

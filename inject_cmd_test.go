@@ -120,7 +120,7 @@ func TestWebhookConfig(t *testing.T) {
 	}
 	c, _ = loadWebhookConfig(withRes)
 	opts, err = c.options()
-	if err != nil || opts.Resources == nil || opts.Resources.Limits.Memory().String() != "64Mi" || opts.Resources.Requests.Memory().String() != "24Mi" {
+	if err != nil || opts.Resources == nil || opts.Resources.Limits["memory"] != "64Mi" || opts.Resources.Requests["memory"] != "24Mi" {
 		t.Errorf("resources: got %+v, %v, want limit 64Mi over the example's request 24Mi", opts.Resources, err)
 	}
 	if got := strings.Join(opts.Upstreams, ","); got != "10.0.0.10,10.0.0.11" {

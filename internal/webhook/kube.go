@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // APIServer is how to reach the Kubernetes API from inside the cluster: what client-go's in-cluster
@@ -64,7 +62,12 @@ func (a APIServer) ServiceIPs(ctx context.Context, namespace, name string) ([]st
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("getting service %s/%s: %s: %s", namespace, name, resp.Status, strings.TrimSpace(string(body)))
 	}
-	var svc corev1.Service
+	var svc struct {
+		Spec struct {
+			ClusterIP  string   `json:"clusterIP"`
+			ClusterIPs []string `json:"clusterIPs"`
+		} `json:"spec"`
+	}
 	if err := json.Unmarshal(body, &svc); err != nil {
 		return nil, fmt.Errorf("decoding service %s/%s: %w", namespace, name, err)
 	}
@@ -72,7 +75,7 @@ func (a APIServer) ServiceIPs(ctx context.Context, namespace, name string) ([]st
 	if len(ips) == 0 && svc.Spec.ClusterIP != "" {
 		ips = []string{svc.Spec.ClusterIP}
 	}
-	if len(ips) == 0 || ips[0] == corev1.ClusterIPNone {
+	if len(ips) == 0 || ips[0] == "None" { // a headless Service
 		return nil, fmt.Errorf("service %s/%s has no ClusterIP", namespace, name)
 	}
 	return ips, nil

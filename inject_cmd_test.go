@@ -57,6 +57,7 @@ func TestInjectCLI(t *testing.T) {
 		{"pod", cliPod, base, 0, []string{"# a pod", "name: web # kept", "- name: podns", "image: registry.test/podns:v9", "value: 10.96.0.10", "dnsPolicy: None"}, "", false, true},
 		{"List", string(list), base, 0, []string{"kind: List", "- name: podns"}, "", false, true},
 		{"resources", cliPod, append(base, "--memory-limit", "64Mi", "--cpu-request", "50m"), 0, []string{"memory: 64Mi", "cpu: 50m", "memory: 24Mi"}, "", false, true},
+		{"resources as the API writes them", cliPod, append(base, "--cpu-request", "0.5", "--memory-limit", "1024Mi"), 0, []string{"cpu: 500m", "memory: 1Gi"}, "", false, true},
 		{"cluster domain", cliPod, append(base, "--cluster-domain", "corp.local"), 0, []string{"value: corp.local"}, "", false, true},
 		{"refused, not strict", cliPod + "---\n" + cliHostNet, base, 0, []string{"- name: podns", "hostNetwork: true"}, "not injected: document 1, Pod node-agent: refused: hostNetwork", false, true},
 		{"refused, strict", cliPod + "---\n" + cliHostNet, append(base, "--strict"), 1, nil, "--strict: 1 pod(s) refused", true, false},

@@ -99,9 +99,10 @@ func newInjector(t template, opts Options) (*Injector, error) {
 	}
 	if r := opts.Resources; r != nil {
 		if err := r.check(); err != nil {
-			return nil, fmt.Errorf("%w: resources: %v", ErrOptions, err)
+			return nil, fmt.Errorf("%w: %v", ErrOptions, err)
 		}
-		if err := applyYAML(c, []Op{{Op: "add", Path: "/resources", Value: r}}); err != nil {
+		// Written as the API server writes them: what podns inject writes is what kubectl shows.
+		if err := applyYAML(c, []Op{{Op: "add", Path: "/resources", Value: r.canonical()}}); err != nil {
 			return nil, err
 		}
 	}

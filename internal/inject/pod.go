@@ -6,7 +6,7 @@ import "slices"
 // with the API's JSON names. Decoding a pod into these ignores every other field; the change Patch
 // returns names only the members it adds, so whatever these types leave out stays in the pod as it
 // was. Own types instead of k8s.io/api's: every pod's podns sidecar runs this binary, and those types
-// made it 3.6 MB larger and 2.8 MiB more resident when idle (README.md, "The image").
+// made it 3.6 MB larger and 2.8 MiB more resident when idle (README.md, Deploying).
 
 // DNS policies of a pod (core/v1 DNSPolicy).
 const (

@@ -7,9 +7,6 @@ import (
 	"io"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-
 	"github.com/podns/podns/internal/inject"
 )
 
@@ -97,14 +94,13 @@ func injector(opts inject.Options, flags map[string]*string) (*inject.Injector, 
 	if err != nil {
 		return nil, err
 	}
-	r := in.Container().Resources
+	r := in.Resources()
 	set := false
 	for name, v := range flags {
 		if *v == "" {
 			continue
 		}
-		q, err := resource.ParseQuantity(*v)
-		if err != nil {
+		if err := inject.CheckQuantity(*v); err != nil {
 			return nil, fmt.Errorf("--%s %q: %v", name, *v, err)
 		}
 		what, kind, _ := strings.Cut(name, "-")
@@ -113,9 +109,9 @@ func injector(opts inject.Options, flags map[string]*string) (*inject.Injector, 
 			list = &r.Limits
 		}
 		if *list == nil {
-			*list = corev1.ResourceList{}
+			*list = map[string]string{}
 		}
-		(*list)[corev1.ResourceName(what)] = q
+		(*list)[what] = *v
 		set = true
 	}
 	if !set {

@@ -57,6 +57,7 @@ func TestInjectCLI(t *testing.T) {
 		{"pod", cliPod, base, 0, []string{"# a pod", "name: web # kept", "- name: podns", "image: registry.test/podns:v9", "value: 10.96.0.10", "dnsPolicy: None"}, "", false, true},
 		{"List", string(list), base, 0, []string{"kind: List", "- name: podns"}, "", false, true},
 		{"resources", cliPod, append(base, "--memory-limit", "64Mi", "--cpu-request", "50m"), 0, []string{"memory: 64Mi", "cpu: 50m", "memory: 24Mi"}, "", false, true},
+		{"resources as the API writes them", cliPod, append(base, "--cpu-request", "0.5", "--memory-limit", "1024Mi"), 0, []string{"cpu: 500m", "memory: 1Gi"}, "", false, true},
 		{"cluster domain", cliPod, append(base, "--cluster-domain", "corp.local"), 0, []string{"value: corp.local"}, "", false, true},
 		{"refused, not strict", cliPod + "---\n" + cliHostNet, base, 0, []string{"- name: podns", "hostNetwork: true"}, "not injected: document 1, Pod node-agent: refused: hostNetwork", false, true},
 		{"refused, strict", cliPod + "---\n" + cliHostNet, append(base, "--strict"), 1, nil, "--strict: 1 pod(s) refused", true, false},
@@ -120,7 +121,7 @@ func TestWebhookConfig(t *testing.T) {
 	}
 	c, _ = loadWebhookConfig(withRes)
 	opts, err = c.options()
-	if err != nil || opts.Resources == nil || opts.Resources.Limits.Memory().String() != "64Mi" || opts.Resources.Requests.Memory().String() != "24Mi" {
+	if err != nil || opts.Resources == nil || opts.Resources.Limits["memory"] != "64Mi" || opts.Resources.Requests["memory"] != "24Mi" {
 		t.Errorf("resources: got %+v, %v, want limit 64Mi over the example's request 24Mi", opts.Resources, err)
 	}
 	if got := strings.Join(opts.Upstreams, ","); got != "10.0.0.10,10.0.0.11" {

@@ -12,8 +12,6 @@ import (
 	"syscall"
 
 	"github.com/caarlos0/env/v11"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/podns/podns/internal/inject"
 	"github.com/podns/podns/internal/webhook"
@@ -83,29 +81,28 @@ func (c webhookConfig) options() (inject.Options, error) {
 	if err != nil {
 		return opts, fmt.Errorf("%w: %v", errConfig, err)
 	}
-	r := in.Container().Resources
+	r := in.Resources()
 	set := false
 	for _, v := range []struct {
 		name, value string
-		list        *corev1.ResourceList
-		res         corev1.ResourceName
+		list        *map[string]string
+		res         string
 	}{
-		{"WEBHOOK_CPU_REQUEST", c.CPURequest, &r.Requests, corev1.ResourceCPU},
-		{"WEBHOOK_MEMORY_REQUEST", c.MemoryRequest, &r.Requests, corev1.ResourceMemory},
-		{"WEBHOOK_CPU_LIMIT", c.CPULimit, &r.Limits, corev1.ResourceCPU},
-		{"WEBHOOK_MEMORY_LIMIT", c.MemoryLimit, &r.Limits, corev1.ResourceMemory},
+		{"WEBHOOK_CPU_REQUEST", c.CPURequest, &r.Requests, "cpu"},
+		{"WEBHOOK_MEMORY_REQUEST", c.MemoryRequest, &r.Requests, "memory"},
+		{"WEBHOOK_CPU_LIMIT", c.CPULimit, &r.Limits, "cpu"},
+		{"WEBHOOK_MEMORY_LIMIT", c.MemoryLimit, &r.Limits, "memory"},
 	} {
 		if v.value == "" {
 			continue
 		}
-		q, err := resource.ParseQuantity(v.value)
-		if err != nil {
+		if err := inject.CheckQuantity(v.value); err != nil {
 			return opts, bad(v.name, v.value, err)
 		}
 		if *v.list == nil {
-			*v.list = corev1.ResourceList{}
+			*v.list = map[string]string{}
 		}
-		(*v.list)[v.res] = q
+		(*v.list)[v.res] = v.value
 		set = true
 	}
 	if set {

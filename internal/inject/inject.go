@@ -9,6 +9,7 @@
 package inject
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -17,8 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 const (
@@ -39,10 +38,10 @@ const (
 
 // Options are the values injected into each pod. Zero values take the native sidecar example's.
 type Options struct {
-	Image         string                       // required
-	Upstreams     []string                     // required: the cluster DNS service addresses, ip or ip:port
-	ClusterDomain string                       // PODNS_CLUSTER_DOMAIN; "" keeps the example's
-	Resources     *corev1.ResourceRequirements // nil keeps the example's
+	Image         string     // required
+	Upstreams     []string   // required: the cluster DNS service addresses, ip or ip:port
+	ClusterDomain string     // PODNS_CLUSTER_DOMAIN; "" keeps the example's
+	Resources     *Resources // nil keeps the example's (Injector.Resources)
 }
 
 // ErrOptions marks invalid Options.
@@ -62,8 +61,9 @@ func refuse(reason, format string, args ...any) *Refusal {
 
 // Injector computes the change that adds podns to pod specs. Safe for concurrent use.
 type Injector struct {
-	t     template         // with the options applied; never changed after New
-	typed corev1.Container // t.container decoded
+	t             template  // with the options applied; never changed after New
+	containerJSON []byte    // t.container in JSON
+	resources     Resources // t.container's
 }
 
 // New checks opts and prepares the container from the native sidecar example.
@@ -98,22 +98,27 @@ func newInjector(t template, opts Options) (*Injector, error) {
 		}
 	}
 	if r := opts.Resources; r != nil {
-		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			req, hasReq := r.Requests[name]
-			lim, hasLim := r.Limits[name]
-			if hasReq && hasLim && req.Cmp(lim) > 0 {
-				return nil, fmt.Errorf("%w: %s request %s above its limit %s", ErrOptions, name, req.String(), lim.String())
-			}
+		if err := r.check(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrOptions, err)
 		}
-		if err := applyYAML(c, []Op{{Op: "add", Path: "/resources", Value: r}}); err != nil {
+		// Written as the API server writes them: what podns inject writes is what kubectl shows.
+		if err := applyYAML(c, []Op{{Op: "add", Path: "/resources", Value: r.canonical()}}); err != nil {
 			return nil, err
 		}
 	}
-	var typed corev1.Container
-	if err := decodeNode(c, &typed); err != nil {
-		return nil, fmt.Errorf("decoding the podns container: %w", err)
+	in := &Injector{t: t}
+	var err error
+	if in.containerJSON, err = (nodeValue{c}).MarshalJSON(); err != nil {
+		return nil, fmt.Errorf("encoding the podns container: %w", err)
 	}
-	return &Injector{t: t, typed: typed}, nil
+	var res struct {
+		Resources Resources `json:"resources"`
+	}
+	if err := json.Unmarshal(in.containerJSON, &res); err != nil {
+		return nil, fmt.Errorf("reading the podns container's resources: %w", err)
+	}
+	in.resources = res.Resources
+	return in, nil
 }
 
 // checkUpstream: an IP address (a pod has no DNS to resolve a name with before podns), not loopback
@@ -133,15 +138,18 @@ func checkUpstream(a string) error {
 	return nil
 }
 
-// Container returns the container New prepared (a copy).
-func (in *Injector) Container() corev1.Container { return *in.typed.DeepCopy() }
+// Container returns the container New prepared, in JSON (a copy).
+func (in *Injector) Container() []byte { return slices.Clone(in.containerJSON) }
+
+// Resources returns the resources of the container New prepared (a copy).
+func (in *Injector) Resources() Resources { return in.resources.clone() }
 
 // OptedOut reports whether a pod's annotations opt it out.
 func OptedOut(annotations map[string]string) bool { return annotations[Annotation] == "false" }
 
 // Patch returns the JSON patch operations, relative to the pod spec, that add podns to spec: none when
 // spec already has podns, and a *Refusal when podns cannot work in that pod. spec is not changed.
-func (in *Injector) Patch(spec *corev1.PodSpec) ([]Op, error) {
+func (in *Injector) Patch(spec *PodSpec) ([]Op, error) {
 	if has, err := hasPodns(spec); has || err != nil {
 		return nil, err
 	}
@@ -156,14 +164,14 @@ func (in *Injector) Patch(spec *corev1.PodSpec) ([]Op, error) {
 		// First: the init containers before it would run without DNS.
 		ops = append(ops, Op{Op: "add", Path: "/initContainers/0", Value: c})
 	}
-	ops = append(ops, Op{Op: "add", Path: "/dnsPolicy", Value: corev1.DNSNone})
+	ops = append(ops, Op{Op: "add", Path: "/dnsPolicy", Value: dnsNone})
 	ops = append(ops, Op{Op: "add", Path: "/dnsConfig", Value: in.dnsConfig(spec.DNSConfig)})
 	switch sc := spec.SecurityContext; {
 	case sc == nil:
-		ops = append(ops, Op{Op: "add", Path: "/securityContext", Value: corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{in.t.sysctl}}})
+		ops = append(ops, Op{Op: "add", Path: "/securityContext", Value: PodSecurityContext{Sysctls: []Sysctl{in.t.sysctl}}})
 	case len(sc.Sysctls) == 0:
-		ops = append(ops, Op{Op: "add", Path: "/securityContext/sysctls", Value: []corev1.Sysctl{in.t.sysctl}})
-	case !slices.ContainsFunc(sc.Sysctls, func(s corev1.Sysctl) bool { return s.Name == UnprivilegedPortSysctl }):
+		ops = append(ops, Op{Op: "add", Path: "/securityContext/sysctls", Value: []Sysctl{in.t.sysctl}})
+	case !slices.ContainsFunc(sc.Sysctls, func(s Sysctl) bool { return s.Name == UnprivilegedPortSysctl }):
 		ops = append(ops, Op{Op: "add", Path: "/securityContext/sysctls/-", Value: in.t.sysctl})
 	}
 	return ops, nil
@@ -171,14 +179,14 @@ func (in *Injector) Patch(spec *corev1.PodSpec) ([]Op, error) {
 
 // dnsConfig is the example's, followed by the options of the pod's own dnsConfig that the example does
 // not set (the pod's value wins for none: the example's options are what podns is sized for).
-func (in *Injector) dnsConfig(own *corev1.PodDNSConfig) corev1.PodDNSConfig {
-	cfg := *in.t.dnsConfig.DeepCopy()
+func (in *Injector) dnsConfig(own *DNSConfig) DNSConfig {
+	cfg := in.t.dnsConfig.clone()
 	if own == nil {
 		return cfg
 	}
 	for _, o := range own.Options {
-		if !slices.ContainsFunc(cfg.Options, func(e corev1.PodDNSConfigOption) bool { return e.Name == o.Name }) {
-			cfg.Options = append(cfg.Options, *o.DeepCopy())
+		if !slices.ContainsFunc(cfg.Options, func(e DNSOption) bool { return e.Name == o.Name }) {
+			cfg.Options = append(cfg.Options, o.clone())
 		}
 	}
 	return cfg
@@ -186,7 +194,7 @@ func (in *Injector) dnsConfig(own *corev1.PodDNSConfig) corev1.PodDNSConfig {
 
 // hasPodns reports whether spec already carries podns (by container name or image), and refuses a pod
 // whose podns the pod's DNS does not point at: that one was changed by hand, and is fixed by hand.
-func hasPodns(spec *corev1.PodSpec) (bool, error) {
+func hasPodns(spec *PodSpec) (bool, error) {
 	found := ""
 	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
 		if c.Name == ContainerName || isImage(c.Image, "podns") {
@@ -196,7 +204,7 @@ func hasPodns(spec *corev1.PodSpec) (bool, error) {
 	if found == "" {
 		return false, nil
 	}
-	if spec.DNSPolicy == corev1.DNSNone && spec.DNSConfig != nil && slices.Equal(spec.DNSConfig.Nameservers, []string{loopback}) {
+	if spec.DNSPolicy == dnsNone && spec.DNSConfig != nil && slices.Equal(spec.DNSConfig.Nameservers, []string{loopback}) {
 		return true, nil
 	}
 	return true, refuse("partial", "container %q is podns, but the pod's DNS does not point at it (dnsPolicy %q): fix the pod by hand", found, spec.DNSPolicy)
@@ -209,18 +217,18 @@ var dnsServerImages = []string{
 }
 
 // refusal says why podns cannot serve this pod's DNS, or nil.
-func refusal(spec *corev1.PodSpec) *Refusal {
+func refusal(spec *PodSpec) *Refusal {
 	if spec.HostNetwork {
 		return refuse("host-network", "hostNetwork pod: 127.0.0.1:53 is the node's, not the pod's")
 	}
 	switch spec.DNSPolicy {
-	case corev1.DNSNone:
+	case dnsNone:
 		var ns []string
 		if spec.DNSConfig != nil {
 			ns = spec.DNSConfig.Nameservers
 		}
 		return refuse("own-nameservers", "dnsPolicy None with its own nameservers %v: the pod chose its DNS", ns)
-	case corev1.DNSDefault:
+	case dnsDefault:
 		// The node's resolver, not the cluster DNS: CoreDNS itself runs so.
 		return refuse("dns-policy-default", "dnsPolicy Default: the pod resolves through the node, not the cluster DNS")
 	}

@@ -28,6 +28,30 @@ func newTestInjector(t *testing.T, opts Options) *Injector {
 	return in
 }
 
+// container is in.Container() decoded as the API server would.
+func container(t *testing.T, in *Injector) corev1.Container {
+	t.Helper()
+	var c corev1.Container
+	if err := json.Unmarshal(in.Container(), &c); err != nil {
+		t.Fatalf("decoding the container %s: %v", in.Container(), err)
+	}
+	return c
+}
+
+// patch is in.Patch of a typed pod spec, read from its JSON as the webhook reads a pod.
+func patch(t *testing.T, in *Injector, spec *corev1.PodSpec) ([]Op, error) {
+	t.Helper()
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own PodSpec
+	if err := json.Unmarshal(b, &own); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+	return in.Patch(&own)
+}
+
 // exampleSpec is the native sidecar example's pod spec, decoded independently of the injector.
 func exampleSpec(t *testing.T) corev1.PodSpec {
 	t.Helper()
@@ -50,7 +74,7 @@ func TestContainerIsTheExample(t *testing.T) {
 		}
 	}
 	want.SecurityContext.SeccompProfile = ex.SecurityContext.SeccompProfile
-	got := newTestInjector(t, testOpts).Container()
+	got := container(t, newTestInjector(t, testOpts))
 	if !reflect.DeepEqual(got, want) {
 		gj, _ := json.Marshal(got)
 		wj, _ := json.Marshal(want)
@@ -62,12 +86,16 @@ func TestContainerIsTheExample(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	res := &corev1.ResourceRequirements{
+	res := &Resources{
+		Requests: map[string]string{"cpu": "50m", "memory": "32Mi"},
+		Limits:   map[string]string{"memory": "64Mi"},
+	}
+	wantRes := corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
 	}
 	in := newTestInjector(t, Options{Image: "p:1", Upstreams: []string{"10.0.0.10", "10.0.0.11:1053"}, ClusterDomain: "corp.local", Resources: res})
-	c := in.Container()
+	c := container(t, in)
 	env := map[string]string{}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
@@ -78,8 +106,11 @@ func TestOptions(t *testing.T) {
 	if got, want := env["PODNS_CLUSTER_DOMAIN"], "corp.local"; got != want {
 		t.Errorf("PODNS_CLUSTER_DOMAIN: got %v, want %v", got, want)
 	}
-	if !reflect.DeepEqual(c.Resources, *res) {
-		t.Errorf("resources: got %v, want %v", c.Resources, *res)
+	if !reflect.DeepEqual(c.Resources, wantRes) {
+		t.Errorf("resources: got %v, want %v", c.Resources, wantRes)
+	}
+	if got := in.Resources(); !reflect.DeepEqual(got, *res) {
+		t.Errorf("Resources(): got %v, want %v", got, *res)
 	}
 
 	bad := []struct {
@@ -91,10 +122,17 @@ func TestOptions(t *testing.T) {
 		{"no upstream", Options{Image: "p"}, "no upstream"},
 		{"loopback upstream", Options{Image: "p", Upstreams: []string{"127.0.0.1"}}, "loopback"},
 		{"upstream by name", Options{Image: "p", Upstreams: []string{"kube-dns.kube-system"}}, "not an IP"},
-		{"request above limit", Options{Image: "p", Upstreams: []string{"10.0.0.10"}, Resources: &corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
-			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("40Mi")},
+		{"request above limit", Options{Image: "p", Upstreams: []string{"10.0.0.10"}, Resources: &Resources{
+			Requests: map[string]string{"memory": "1Gi"},
+			Limits:   map[string]string{"memory": "40Mi"},
 		}}, "above its limit"},
+		{"cpu request above limit", Options{Image: "p", Upstreams: []string{"10.0.0.10"}, Resources: &Resources{
+			Requests: map[string]string{"cpu": "1.5"},
+			Limits:   map[string]string{"cpu": "1200m"},
+		}}, "above its limit"},
+		{"not a quantity", Options{Image: "p", Upstreams: []string{"10.0.0.10"}, Resources: &Resources{
+			Limits: map[string]string{"memory": "lots"},
+		}}, `limits.memory "lots"`},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,7 +231,7 @@ func TestPatchEveryKind(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				ops, err := in.Patch(&sh.spec)
+				ops, err := patch(t, in, &sh.spec)
 				if err != nil {
 					t.Fatalf("Patch: %v", err)
 				}
@@ -212,7 +250,7 @@ func TestPatchEveryKind(t *testing.T) {
 				if !slices.Equal(inits, sh.wantInits) {
 					t.Errorf("init containers: got %v, want %v", inits, sh.wantInits)
 				}
-				if !reflect.DeepEqual(got.InitContainers[0], in.Container()) {
+				if !reflect.DeepEqual(got.InitContainers[0], container(t, in)) {
 					t.Errorf("init container 0: got %+v, want the injector's container", got.InitContainers[0])
 				}
 				if !reflect.DeepEqual(got.Containers, sh.spec.Containers) {
@@ -240,7 +278,7 @@ func TestPatchEveryKind(t *testing.T) {
 				if sh.spec.SecurityContext != nil && sh.spec.SecurityContext.RunAsNonRoot != nil && got.SecurityContext.RunAsNonRoot == nil {
 					t.Errorf("pod securityContext: runAsNonRoot lost")
 				}
-				again, err := in.Patch(&got)
+				again, err := patch(t, in, &got)
 				if err != nil || len(again) != 0 {
 					t.Errorf("second patch: got %v, %v, want no operations", again, err)
 				}
@@ -269,7 +307,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ops, err := in.Patch(&tt.spec)
+			ops, err := patch(t, in, &tt.spec)
 			var r *Refusal
 			if !errors.As(err, &r) {
 				t.Fatalf("got ops %v, error %v, want a refusal %q", ops, err, tt.reason)
@@ -285,7 +323,7 @@ func TestRefusals(t *testing.T) {
 func TestAlreadyInjected(t *testing.T) {
 	in := newTestInjector(t, testOpts)
 	ex := exampleSpec(t)
-	if ops, err := in.Patch(&ex); err != nil || len(ops) != 0 {
+	if ops, err := patch(t, in, &ex); err != nil || len(ops) != 0 {
 		t.Errorf("the native sidecar example: got %v, %v, want no operations", ops, err)
 	}
 }

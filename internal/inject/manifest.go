@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-	corev1 "k8s.io/api/core/v1"
 )
 
 // Result of injecting one pod (spec) of a manifest.
@@ -208,7 +207,7 @@ func (in *Injector) podNode(tmpl, spec *yaml.Node) ([]Op, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the pod spec: %w", err)
 	}
-	var ps corev1.PodSpec
+	var ps PodSpec
 	if err := json.Unmarshal(b, &ps); err != nil {
 		return nil, fmt.Errorf("reading the pod spec: %w", err)
 	}

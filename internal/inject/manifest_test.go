@@ -89,7 +89,7 @@ func commentLines(s string) []string {
 
 func checkInjected(t *testing.T, in *Injector, spec *corev1.PodSpec, what string) {
 	t.Helper()
-	if len(spec.InitContainers) == 0 || !reflect.DeepEqual(spec.InitContainers[0], in.Container()) {
+	if len(spec.InitContainers) == 0 || !reflect.DeepEqual(spec.InitContainers[0], container(t, in)) {
 		t.Errorf("%s: init container 0 is not the injected podns: %+v", what, spec.InitContainers)
 	}
 	if spec.DNSPolicy != corev1.DNSNone || spec.DNSConfig == nil || !slices.Equal(spec.DNSConfig.Nameservers, []string{"127.0.0.1"}) {

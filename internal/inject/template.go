@@ -5,20 +5,17 @@ import (
 	"fmt"
 
 	"go.yaml.in/yaml/v3"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/podns/podns/examples"
 )
 
 // template is what the native sidecar example adds to its pod, read from examples/native-sidecar.yaml.
 // The container is kept as the example's YAML node, so that `podns inject` writes its fields in the
-// example's order and without the zero values a typed round trip adds.
+// example's order, and the webhook every field the example has.
 type template struct {
-	container *yaml.Node          // the podns init container, comments removed
-	dnsConfig corev1.PodDNSConfig // nameservers 127.0.0.1 and the resolver options
-	sysctl    corev1.Sysctl       // net.ipv4.ip_unprivileged_port_start=53
+	container *yaml.Node // the podns init container, comments removed
+	dnsConfig DNSConfig  // nameservers 127.0.0.1 and the resolver options
+	sysctl    Sysctl     // net.ipv4.ip_unprivileged_port_start=53
 }
 
 // exampleTemplate parses the embedded example.
@@ -28,20 +25,24 @@ func exampleTemplate() (template, error) {
 
 func parseTemplate(doc []byte) (template, error) {
 	var t template
-	var d appsv1.Deployment
-	if err := sigsyaml.UnmarshalStrict(doc, &d); err != nil {
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil || len(root.Content) != 1 {
+		return t, fmt.Errorf("reading the native sidecar example: %v", err)
+	}
+	specNode := lookup(root.Content[0], "spec", "template", "spec")
+	var spec PodSpec
+	if err := decodeNode(specNode, &spec); err != nil {
 		return t, fmt.Errorf("decoding the native sidecar example: %w", err)
 	}
-	spec := &d.Spec.Template.Spec
-	if spec.DNSPolicy != corev1.DNSNone || spec.DNSConfig == nil {
+	if spec.DNSPolicy != dnsNone || spec.DNSConfig == nil {
 		return t, fmt.Errorf("the native sidecar example does not set dnsPolicy None with a dnsConfig")
 	}
-	t.dnsConfig = *spec.DNSConfig.DeepCopy()
-	psc := spec.SecurityContext
-	if psc == nil {
+	t.dnsConfig = spec.DNSConfig.clone()
+	psc := lookup(specNode, "securityContext")
+	if spec.SecurityContext == nil || psc == nil {
 		return t, fmt.Errorf("the native sidecar example has no pod securityContext")
 	}
-	for _, s := range psc.Sysctls {
+	for _, s := range spec.SecurityContext.Sysctls {
 		if s.Name == UnprivilegedPortSysctl {
 			t.sysctl = s
 		}
@@ -50,11 +51,7 @@ func parseTemplate(doc []byte) (template, error) {
 		return t, fmt.Errorf("the native sidecar example does not set the sysctl %s", UnprivilegedPortSysctl)
 	}
 
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return t, fmt.Errorf("reading the native sidecar example: %w", err)
-	}
-	inits := lookup(root.Content[0], "spec", "template", "spec", "initContainers")
+	inits := lookup(specNode, "initContainers")
 	if inits == nil || inits.Kind != yaml.SequenceNode {
 		return t, fmt.Errorf("the native sidecar example has no initContainers")
 	}
@@ -68,13 +65,12 @@ func parseTemplate(doc []byte) (template, error) {
 	}
 	// The example sets these for the whole pod; the pod podns joins has its own pod-level context, or
 	// none, so they go into podns's container (the restricted Pod Security Standard needs both).
-	if psc.SeccompProfile != nil && lookup(t.container, "securityContext", "seccompProfile") == nil {
-		if err := applyYAML(t.container, []Op{{Op: "add", Path: "/securityContext/seccompProfile", Value: psc.SeccompProfile}}); err != nil {
-			return t, err
+	for _, key := range []string{"seccompProfile", "runAsNonRoot"} {
+		v := lookup(psc, key)
+		if v == nil || lookup(t.container, "securityContext", key) != nil {
+			continue
 		}
-	}
-	if psc.RunAsNonRoot != nil && lookup(t.container, "securityContext", "runAsNonRoot") == nil {
-		if err := applyYAML(t.container, []Op{{Op: "add", Path: "/securityContext/runAsNonRoot", Value: *psc.RunAsNonRoot}}); err != nil {
+		if err := applyYAML(t.container, []Op{{Op: "add", Path: "/securityContext/" + key, Value: nodeValue{v}}}); err != nil {
 			return t, err
 		}
 	}
@@ -103,8 +99,11 @@ func (v nodeValue) MarshalJSON() ([]byte, error) {
 	return json.Marshal(x)
 }
 
-// decodeNode decodes a YAML node into a Kubernetes type through JSON, as the API server would read it.
+// decodeNode decodes a YAML node into a Go value through JSON, as the API server would read it.
 func decodeNode(n *yaml.Node, into any) error {
+	if n == nil {
+		return fmt.Errorf("missing")
+	}
 	b, err := nodeValue{n}.MarshalJSON()
 	if err != nil {
 		return err
@@ -126,7 +125,7 @@ func setScalar(n *yaml.Node, key, value string) {
 func setEnvNode(c *yaml.Node, name, value string) error {
 	env := lookup(c, "env")
 	if env == nil {
-		return applyYAML(c, []Op{{Op: "add", Path: "/env", Value: []corev1.EnvVar{{Name: name, Value: value}}}})
+		return applyYAML(c, []Op{{Op: "add", Path: "/env", Value: []envVar{{Name: name, Value: value}}}})
 	}
 	for _, e := range env.Content {
 		if scalar(lookup(e, "name")) == name {
@@ -136,5 +135,5 @@ func setEnvNode(c *yaml.Node, name, value string) error {
 			return nil
 		}
 	}
-	return applyYAML(c, []Op{{Op: "add", Path: "/env/-", Value: corev1.EnvVar{Name: name, Value: value}}})
+	return applyYAML(c, []Op{{Op: "add", Path: "/env/-", Value: envVar{Name: name, Value: value}}})
 }

@@ -74,3 +74,27 @@ func TestServiceIPsRefusesAnotherCA(t *testing.T) {
 		t.Errorf("outside a cluster: got %v, want an error naming KUBERNETES_SERVICE_HOST", err)
 	}
 }
+
+// TestServiceIPsContext: an API server that takes the request and never answers holds ServiceIPs
+// only until its context ends.
+func TestServiceIPsContext(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { close(release) }) // runs first: the handler returns, then Close
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(ts.URL, "https://"))
+	api := APIServer{Host: host, Port: port, CA: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}),
+		Token: func() ([]byte, error) { return []byte("s3cret"), nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-entered
+		cancel()
+	}()
+	_, err := api.ServiceIPs(ctx, "kube-system", "kube-dns")
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+}

@@ -226,11 +226,15 @@ func TestMutate(t *testing.T) {
 	}
 	injected := pod(nil)
 	if err := func() error {
-		ops, err := in.Patch(&injected.Spec)
+		raw, _ := json.Marshal(injected)
+		var p struct{ Spec inject.PodSpec }
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return err
+		}
+		ops, err := in.Patch(&p.Spec)
 		if err != nil {
 			return err
 		}
-		raw, _ := json.Marshal(injected)
 		out, err := inject.ApplyJSON(raw, inject.WithPrefix(ops, "/spec"))
 		if err != nil {
 			return err
@@ -303,16 +307,20 @@ func checkPatch(t *testing.T, in *inject.Injector, body []byte, resp *admissionv
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := inject.ApplyJSON(rev.Request.Object.Raw, ops)
+	out, err := inject.ApplyJSON(rev.Request.Object, ops)
 	if err != nil {
 		t.Fatalf("applying the patch %s: %v", resp.Patch, err)
 	}
 	var before, after corev1.Pod
-	json.Unmarshal(rev.Request.Object.Raw, &before)
+	json.Unmarshal(rev.Request.Object, &before)
 	if err := json.Unmarshal(out, &after); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(after.Spec.InitContainers[0], in.Container()) {
+	var podns corev1.Container
+	if err := json.Unmarshal(in.Container(), &podns); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after.Spec.InitContainers[0], podns) {
 		t.Errorf("init container 0: got %+v, want podns", after.Spec.InitContainers[0])
 	}
 	if len(after.Spec.InitContainers) != len(before.Spec.InitContainers)+1 {

@@ -74,7 +74,7 @@ func TestCoreDNSPodBlackholed(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // the load's first second, before the black hole: the scenario's script
 	before := c.Stats()
 	ns.nft(t, fmt.Sprintf(`table ip blackhole {
 	chain out {
@@ -83,7 +83,7 @@ func TestCoreDNSPodBlackholed(t *testing.T) {
 		ip saddr %[1]s drop
 	}
 }`, bhPodA))
-	time.Sleep(3 * time.Second)
+	time.Sleep(3 * time.Second) // three seconds of load into the black hole: the scenario's script
 	close(stop)
 	workers.Wait()
 

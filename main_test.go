@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 
+	"github.com/podns/podns/internal/timetest"
 	"github.com/podns/podns/resolver/resolvertest"
 )
 
@@ -143,7 +144,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Errorf("/healthz got %d, want 200", code)
 	}
-	waitUntil(t, func() bool { code, _ := get("/readyz"); return code == 200 })
+	timetest.WaitFor(t, func() bool { code, _ := get("/readyz"); return code == 200 })
 	code, body := get("/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics got %d, want 200", code)
@@ -172,14 +173,14 @@ func TestDrain(t *testing.T) {
 	addr := a.addr()
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
-	waitUntil(t, func() bool { return a.draining.Load() })
+	timetest.WaitFor(t, func() bool { return a.draining.Load() })
 	for i := 0; i < 5; i++ {
 		m := new(dns.Msg)
 		m.SetQuestion("graylog.", dns.TypeA)
 		if r := exchange(t, "udp", addr, m); len(r.Answer) != 2 {
 			t.Errorf("during the drain got %v, want the CNAME and A", r.Answer)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // spreads the queries over the drain: the timing under test
 	}
 	resp, err := http.Get("http://" + a.httpAddr.String() + "/readyz")
 	if err == nil {
@@ -232,17 +233,6 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"frobnicate"}, map[string]string{"PODNS_UPSTREAMS": "10.96.0.10"}, &stderr); code != 2 {
 		t.Errorf("unknown command got exit %d, want 2", code)
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

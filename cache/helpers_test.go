@@ -1,39 +1,19 @@
 package cache
 
 import (
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/podns/podns/internal/timetest"
 )
 
-// fakeClock is the injected clock of every test: time moves only when a test says so.
-type fakeClock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// newCache returns a cache on a fake clock.
-func newCache(t testing.TB, cfg Config) (*Cache, *fakeClock) {
+// newCache returns a cache on a fake clock, the injected clock of every test: time moves only when a
+// test says so.
+func newCache(t testing.TB, cfg Config) (*Cache, *timetest.Clock) {
 	t.Helper()
-	clk := newClock()
+	clk := timetest.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	cfg.Now = clk.Now
 	c, err := New(cfg)
 	if err != nil {

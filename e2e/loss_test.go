@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/podns/podns/internal/proctest"
 )
 
 const (
@@ -128,7 +130,7 @@ func (w *e2eWorld) runLoss(pod *e2ePod, resolver string, client e2eClient, refer
 // testLoss measures, for each client, ClusterFirst and podns under e2eLossPerMille UDP loss: slow
 // lookups, wrong answers, upstream packets and queries per lookup. podns must have no slow lookup and
 // no wrong answer, and must not send UDP upstream at all.
-func testLoss(t *testing.T, w *e2eWorld, clients []e2eClient, reference map[string]map[string]string, podns *e2eProc) {
+func testLoss(t *testing.T, w *e2eWorld, clients []e2eClient, reference map[string]map[string]string, podns *proctest.Proc) {
 	w.setLoss(e2eLossPerMille)
 	defer w.setLoss(0)
 
@@ -176,8 +178,8 @@ func testLoss(t *testing.T, w *e2eWorld, clients []e2eClient, reference map[stri
 			}
 		}
 	}
-	if podns.exited() {
-		t.Errorf("podns exited during the loss phase: %s", podns.cmd.ProcessState)
+	if podns.Exited() {
+		t.Errorf("podns exited during the loss phase: %s", podns.ExitState())
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podns/podns/internal/proctest"
 )
 
 // e2eBuildTimeout bounds `go build` of podns: a cold build of the module and its dependencies takes
@@ -61,7 +63,7 @@ func podnsEnv() []string {
 
 // startPodns runs podns on 127.0.0.1:53 inside the pod and waits until `podns probe` succeeds and a
 // cluster name resolves through it.
-func (w *e2eWorld) startPodns(bin string) *e2eProc {
+func (w *e2eWorld) startPodns(bin string) *proctest.Proc {
 	w.t.Helper()
 	p := w.start("podns", w.podns.netns, podnsEnv(), bin)
 	w.waitFor(p, e2eStartTimeout, func() error {
@@ -90,10 +92,10 @@ func (w *e2eWorld) startPodns(bin string) *e2eProc {
 
 // checkPodnsRaces stops podns and fails the test if the race detector reported anything while real
 // clients drove it.
-func (w *e2eWorld) checkPodnsRaces(p *e2eProc) {
+func (w *e2eWorld) checkPodnsRaces(p *proctest.Proc) {
 	w.t.Helper()
-	p.stop()
-	data, err := os.ReadFile(p.log)
+	p.Stop()
+	data, err := os.ReadFile(p.Log)
 	if err != nil {
 		w.t.Fatalf("reading the podns log: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/podns/podns/internal/kubetest"
 	"github.com/podns/podns/internal/netns"
+	"github.com/podns/podns/internal/proctest"
 	"github.com/podns/podns/internal/testbin"
 )
 
@@ -33,7 +34,7 @@ const (
 
 // startKnot runs Knot DNS with the external zones (example.com, and a root zone so that names that
 // exist nowhere get NXDOMAIN) on the kube-dns namespace's loopback: what kube-dns forwards to.
-func (w *e2eWorld) startKnot() *e2eProc {
+func (w *e2eWorld) startKnot() *proctest.Proc {
 	w.t.Helper()
 	dir := filepath.Join(w.dir, "knot")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -62,7 +63,7 @@ func (w *e2eWorld) startKnot() *e2eProc {
 // startCoreDNS runs kube-dns: CoreDNS 1.15.0 with kubeadm's Corefile (testdata/e2e/Corefile.tmpl),
 // reading the cluster from the API server, on the kube-dns side of every pod link. It returns once
 // the ready plugin reports every plugin ready (the kubernetes plugin has synced with the API server).
-func (w *e2eWorld) startCoreDNS(cluster *kubetest.Cluster) *e2eProc {
+func (w *e2eWorld) startCoreDNS(cluster *kubetest.Cluster) *proctest.Proc {
 	w.t.Helper()
 	bin := testbin.Need(w.t, testbin.CoreDNS)
 	conf := filepath.Join(w.dir, "Corefile")
@@ -140,7 +141,7 @@ func (w *e2eWorld) httpGet(ns string, port int, path string) (string, error) {
 
 // waitClusterIP waits until a pod gets an answer from the ClusterIP over TCP: the DNAT, the link,
 // CoreDNS and the API server behind it all work.
-func (w *e2eWorld) waitClusterIP(pod *e2ePod, p *e2eProc) {
+func (w *e2eWorld) waitClusterIP(pod *e2ePod, p *proctest.Proc) {
 	w.t.Helper()
 	w.waitFor(p, e2eStartTimeout, func() error {
 		out, err := w.output(pod.netns, "dig", "@"+e2eClusterIP, "+tcp", "+tries=1", "+time=1", "+short",

@@ -15,6 +15,8 @@ import (
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podns/podns/internal/timetest"
 )
 
 // probeWait bounds how long podns may take to answer its first probe: the examples' startup probes
@@ -90,17 +92,12 @@ func TestProbesAgainstPodns(t *testing.T) {
 			}()
 
 			// The startup probe, retried as the kubelet does until podns answers.
-			deadline := time.Now().Add(probeWait)
-			for {
-				err := pr.run(c.StartupProbe)
-				if err == nil {
-					break
+			timetest.Poll(t, probeWait, func() error {
+				if err := pr.run(c.StartupProbe); err != nil {
+					return fmt.Errorf("startupProbe: %w", err)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("startupProbe still failing after %v: %v", probeWait, err)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+				return nil
+			})
 			probes := map[string]*corev1.Probe{"startupProbe": c.StartupProbe, "readinessProbe": c.ReadinessProbe, "livenessProbe": c.LivenessProbe}
 			for name, p := range probes {
 				if p == nil {

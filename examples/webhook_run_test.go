@@ -22,6 +22,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podns/podns/internal/timetest"
 )
 
 // TestWebhookProbesAgainstPodns runs the real binary as the webhook Deployment's container runs it
@@ -94,15 +96,12 @@ func TestWebhookProbesAgainstPodns(t *testing.T) {
 		}
 		return nil
 	}
-	for deadline := time.Now().Add(probeWait); ; time.Sleep(50 * time.Millisecond) {
-		err := probe(c.ReadinessProbe)
-		if err == nil {
-			break
+	timetest.Poll(t, probeWait, func() error {
+		if err := probe(c.ReadinessProbe); err != nil {
+			return fmt.Errorf("readinessProbe: %w", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readinessProbe still failing after %v: %v", probeWait, err)
-		}
-	}
+		return nil
+	})
 	if err := probe(c.LivenessProbe); err != nil {
 		t.Errorf("livenessProbe while the webhook serves: got %v, want success", err)
 	}

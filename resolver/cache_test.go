@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/podns/podns/cache"
+	"github.com/podns/podns/internal/timetest"
 )
 
 func ttlOf(t *testing.T, r *dns.Msg, rrtype uint16) uint32 {
@@ -141,7 +142,7 @@ func TestPrefetch(t *testing.T) {
 					t.Fatalf("got no answer during prefetch")
 				}
 			}
-			waitFor(t, func() bool { return h.up.Asked(tc.fqdn, dns.TypeA) >= 2 && h.inflight() == 0 })
+			timetest.WaitFor(t, func() bool { return h.up.Asked(tc.fqdn, dns.TypeA) >= 2 && h.inflight() == 0 })
 			if got := h.up.Asked(tc.fqdn, dns.TypeA); got != 2 {
 				t.Errorf("upstream queries after prefetch got %d, want 2", got)
 			}
@@ -165,7 +166,7 @@ func TestAAAAFilter(t *testing.T) {
 			t.Errorf("%s A got no answer", name)
 		}
 	}
-	waitFor(t, func() bool { return h.inflight() == 0 })
+	timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
 	for _, fqdn := range []string{"dual.apps.svc.cluster.local", "www.example.com"} {
 		if got := h.up.Asked(fqdn, dns.TypeAAAA); got != 0 {
 			t.Errorf("upstream AAAA queries for %s got %d, want 0", fqdn, got)
@@ -209,7 +210,7 @@ func TestFailedCandidateIsSkipped(t *testing.T) {
 func TestShutdownAnswersInFlight(t *testing.T) {
 	h := newHarness(t)
 	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // the upstream's latency, not a wait for something to happen
 		return nil, nil
 	})
 	got := make(chan *dns.Msg, 2)
@@ -222,8 +223,8 @@ func TestShutdownAnswersInFlight(t *testing.T) {
 			got <- r
 		}()
 	}
-	waitFor(t, func() bool { return h.inflight() > 0 })
-	time.Sleep(20 * time.Millisecond) // let the TCP query be read too
+	// Both queries read: the one read second joined the lookup of the first.
+	timetest.WaitFor(t, func() bool { return h.srv.Stats().Coalesced >= 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := h.srv.Shutdown(ctx); err != nil {
@@ -241,7 +242,7 @@ func TestShutdownAnswersInFlight(t *testing.T) {
 func TestShutdownAnswersEveryMiss(t *testing.T) {
 	h := newHarness(t)
 	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // the upstream's latency, not a wait for something to happen
 		return nil, nil
 	})
 	const n = 3 * maxIdleWorkers
@@ -256,7 +257,7 @@ func TestShutdownAnswersEveryMiss(t *testing.T) {
 		}()
 	}
 	// Every query read (a client's miss, not a paired fetch) while the upstream still sleeps on them.
-	waitFor(t, func() bool { st := h.srv.Stats(); return st.CacheMisses-st.PairFetches == n })
+	timetest.WaitFor(t, func() bool { st := h.srv.Stats(); return st.CacheMisses-st.PairFetches == n })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := h.srv.Shutdown(ctx); err != nil {
@@ -282,7 +283,7 @@ func TestWalkAsksInOrder(t *testing.T) {
 	h := newHarness(t)
 	h.ask(t, "udp", "graylog", dns.TypeA)
 	h.ask(t, "udp", "www.example.com", dns.TypeA)
-	waitFor(t, func() bool { return h.inflight() == 0 })
+	timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
 	tests := []struct {
 		name  string
 		qtype uint16
@@ -318,7 +319,7 @@ func TestWalkAsksInOrder(t *testing.T) {
 func TestCutExpires(t *testing.T) {
 	h := newHarness(t)
 	h.ask(t, "udp", "www.example.com", dns.TypeA) // learns the cuts of com
-	waitFor(t, func() bool { return h.inflight() == 0 })
+	timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
 	const shop = "shop.com.apps.svc.cluster.local."
 	if r := h.ask(t, "udp", "shop.com", dns.TypeA); r.Rcode != dns.RcodeNameError {
 		t.Fatalf("shop.com got %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
@@ -365,7 +366,7 @@ func TestNoDataIsNoCut(t *testing.T) {
 	if r := h.ask(t, "udp", "x.other", dns.TypeA); r.Rcode != dns.RcodeNameError {
 		t.Fatalf("x.other got %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
 	}
-	waitFor(t, func() bool { return h.inflight() == 0 })
+	timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
 	for _, name := range []string{"other.apps.svc.cluster.local.", "other.svc.cluster.local."} {
 		if got := h.up.Asked(name, dns.TypeA); got != 1 {
 			t.Errorf("cut name %s asked %d times, want 1", name, got)

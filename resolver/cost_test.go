@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/podns/podns/cache"
+	"github.com/podns/podns/internal/timetest"
 	"github.com/podns/podns/resolver/resolvertest"
 )
 
@@ -118,7 +119,7 @@ func TestColdPassCost(t *testing.T) {
 	for _, n := range costMix {
 		before := h.up.Total()
 		h.lookup(t, n.name, n.srv)
-		waitFor(t, func() bool { return h.inflight() == 0 }) // the cut probes a walk leaves behind
+		timetest.WaitFor(t, func() bool { return h.inflight() == 0 }) // the cut probes a walk leaves behind
 		types := []uint16{dns.TypeA, dns.TypeAAAA}
 		if n.srv {
 			types = []uint16{dns.TypeSRV}
@@ -184,7 +185,7 @@ func TestExternalRoundTrips(t *testing.T) {
 		return float64(time.Since(start)) / float64(rtt)
 	}
 	cold := trips("www.example.com")
-	waitFor(t, func() bool { return h.inflight() == 0 })
+	timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
 	warm := trips("alias.example.com")
 	t.Logf("round trips: cold TLD %.1f, cuts known %.1f", cold, warm)
 	if math.Floor(cold) > 2 {
@@ -208,7 +209,7 @@ func TestSlowClusterAsksAhead(t *testing.T) {
 	start := time.Now()
 	h.lookup(t, "www.example.com", false)
 	took := time.Since(start)
-	waitFor(t, func() bool { return h.inflight() == 0 })
+	timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
 	if took > 3*rtt {
 		t.Errorf("answered after %v, want under %v: four candidates one after another take %v", took, 3*rtt, 4*rtt)
 	}

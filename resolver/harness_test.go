@@ -2,7 +2,6 @@ package resolver
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,36 +9,19 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/podns/podns/cache"
+	"github.com/podns/podns/internal/timetest"
 	"github.com/podns/podns/resolver/resolvertest"
 )
 
 // testSearch is ClusterFirst's search list for a pod in namespace "apps".
 var testSearch = []string{"apps.svc.cluster.local", "svc.cluster.local", "cluster.local"}
 
-// fakeClock is the clock of the resolver and the cache under test.
-type fakeClock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type harness struct {
 	srv   *Server
 	up    *resolvertest.Exchanger
 	zones *resolvertest.Zones
 	cache *cache.Cache
-	clock *fakeClock
+	clock *timetest.Clock // the clock of the resolver and the cache under test
 	addr  string
 }
 
@@ -61,7 +43,7 @@ func newHarness(t testing.TB, tweak ...func(*Config, *cache.Config)) *harness {
 // newHarnessZones is newHarness with the upstream serving z.
 func newHarnessZones(t testing.TB, z *resolvertest.Zones, tweak ...func(*Config, *cache.Config)) *harness {
 	t.Helper()
-	h := &harness{zones: z, clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}}
+	h := &harness{zones: z, clock: timetest.NewClock(time.Unix(1_800_000_000, 0))}
 	h.up = &resolvertest.Exchanger{Zones: h.zones}
 	cfg := Config{
 		Listen:        []string{"127.0.0.1:0"},

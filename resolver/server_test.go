@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/podns/podns/cache"
+	"github.com/podns/podns/internal/timetest"
 	"github.com/podns/podns/resolver/resolvertest"
 )
 
@@ -220,7 +221,7 @@ func TestCoalescing(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, func() bool { return h.srv.Stats().Coalesced >= clients-1 })
+	timetest.WaitFor(t, func() bool { return h.srv.Stats().Coalesced >= clients-1 })
 	close(release)
 	wg.Wait()
 	close(errs)
@@ -241,7 +242,7 @@ func TestPairing(t *testing.T) {
 			h := newHarness(t)
 			h.ask(t, "udp", "web.apps.svc.cluster.local", dns.TypeAAAA)
 			h.ask(t, "udp", name, dns.TypeA)
-			waitFor(t, func() bool { return h.srv.Stats().UpstreamQueries == h.up.Total() && h.inflight() == 0 })
+			timetest.WaitFor(t, func() bool { return h.srv.Stats().UpstreamQueries == h.up.Total() && h.inflight() == 0 })
 			before := h.up.Total()
 			r := h.ask(t, "udp", name, dns.TypeAAAA)
 			if after := h.up.Total(); after != before {
@@ -259,7 +260,7 @@ func TestPairing(t *testing.T) {
 func TestPairingFollowsClients(t *testing.T) {
 	h := newHarness(t)
 	settle := func() {
-		waitFor(t, func() bool { return h.srv.Stats().UpstreamQueries == h.up.Total() && h.inflight() == 0 })
+		timetest.WaitFor(t, func() bool { return h.srv.Stats().UpstreamQueries == h.up.Total() && h.inflight() == 0 })
 	}
 	ask := func(name string, qtype uint16) {
 		t.Helper()
@@ -331,17 +332,6 @@ func TestNoSearchForOtherClasses(t *testing.T) {
 	h.exchange(t, "tcp", m)
 	if got := h.up.Asked("graylog.apps.svc.cluster.local.", dns.TypeA); got != 0 {
 		t.Errorf("search candidates asked %d times for class HS, want 0", got)
-	}
-}
-
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within 5s")
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 

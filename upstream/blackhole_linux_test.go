@@ -19,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
+	"github.com/podns/podns/internal/proctest"
 	"github.com/podns/podns/internal/testbin"
 )
 
@@ -74,7 +75,7 @@ func TestCoreDNSPodBlackholed(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // the load's first second, before the black hole: the scenario's script
 	before := c.Stats()
 	ns.nft(t, fmt.Sprintf(`table ip blackhole {
 	chain out {
@@ -83,7 +84,7 @@ func TestCoreDNSPodBlackholed(t *testing.T) {
 		ip saddr %[1]s drop
 	}
 }`, bhPodA))
-	time.Sleep(3 * time.Second)
+	time.Sleep(3 * time.Second) // three seconds of load into the black hole: the scenario's script
 	close(stop)
 	workers.Wait()
 
@@ -227,43 +228,21 @@ func startCoreDNSIn(t *testing.T, ns *blackholeNetns, bin, addr string) {
 	if err := os.WriteFile(corefile, []byte(fmt.Sprintf(corednsZone, addr, 53, zoneFile)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns.name, bin, "-conf", corefile, "-quiet")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting CoreDNS: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("CoreDNS %s output:\n%s", addr, out.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-exited:
-			t.Fatalf("CoreDNS exited: %v\n%s", cmd.ProcessState, out.String())
-		default:
-		}
+	p := proctest.Start(t, "coredns-"+addr, proctest.Options{Dir: dir, Netns: ns.name}, bin, "-conf", corefile, "-quiet")
+	p.WaitReady(t, 10*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		nc, err := ns.dial(ctx, "tcp", addr+":53")
 		cancel()
 		if err != nil {
-			continue
+			return err
 		}
+		defer nc.Close()
 		dc := &dns.Conn{Conn: nc}
 		nc.SetDeadline(time.Now().Add(200 * time.Millisecond))
-		err = dc.WriteMsg(query("ready.load.podns.test.", dns.TypeA))
-		if err == nil {
-			_, err = dc.ReadMsg()
+		if err := dc.WriteMsg(query("ready.load.podns.test.", dns.TypeA)); err != nil {
+			return err
 		}
-		nc.Close()
-		if err == nil {
-			return
-		}
-	}
-	t.Fatalf("CoreDNS did not answer on %s within 10s:\n%s", addr, out.String())
+		_, err = dc.ReadMsg()
+		return err
+	})
 }

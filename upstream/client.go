@@ -41,6 +41,11 @@ type Client struct {
 	calls sync.Pool // *call
 	epoch time.Time // the client clock counts ns from here; 0 means never
 
+	// janitorSaw is the client clock (nowNS) at the start of the janitor's last finished round. Only
+	// tests read it (waitJanitorRound in janitor_test.go): to assert that the janitor did not act, they
+	// first wait for a round that saw the clock as they left it.
+	janitorSaw atomic.Int64
+
 	heldMu sync.Mutex
 	held   []*conn // connections with queries of Queue to write at Flush
 
@@ -276,6 +281,7 @@ func (c *Client) janitor() {
 				p.maintain(now)
 				rest = rest && p.resting()
 			}
+			c.janitorSaw.Store(now)
 			if rest {
 				t.Reset(janitorRestTick)
 			} else {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/podns/podns/internal/timetest"
 )
 
 // gatedConn counts writes and the messages in each; the first write waits
@@ -82,11 +84,11 @@ func TestCoalescedWrite(t *testing.T) {
 	}
 	wg.Add(1)
 	go exchange("first.test.", dns.TypeA) // the writer blocks writing this one
-	waitFor(t, func() bool { return c.Stats().Writes == 0 && queued(c) == 0 && load(c) == 1 })
+	timetest.WaitFor(t, func() bool { return c.Stats().Writes == 0 && queued(c) == 0 && load(c) == 1 })
 	wg.Add(2)
 	go exchange("pair.test.", dns.TypeA)
 	go exchange("pair.test.", dns.TypeAAAA)
-	waitFor(t, func() bool { return queued(c) == 2 })
+	timetest.WaitFor(t, func() bool { return queued(c) == 2 })
 	close(gate)
 	wg.Wait()
 	close(errs)
@@ -103,20 +105,10 @@ func TestCoalescedWrite(t *testing.T) {
 	if got := framesIn(g.writes[1]); got != 2 {
 		t.Errorf("got %d messages in the second write, want 2 (A and AAAA together)", got)
 	}
-	waitFor(t, func() bool { return c.Stats().Writes == 2 }) // counted after Write returns
+	timetest.WaitFor(t, func() bool { return c.Stats().Writes == 2 }) // counted after Write returns
 	if st := c.Stats(); st.Writes != 2 || st.Messages != 3 {
 		t.Errorf("got Writes %d Messages %d, want 2 and 3", st.Writes, st.Messages)
 	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("condition not met within 2s")
 }
 
 func conns(c *Client) []*conn {
@@ -227,7 +219,7 @@ func TestFailover(t *testing.T) {
 		}
 	}
 	back := startFakeAt(t, first, script{})
-	waitFor(t, func() bool { return c.Stats().Servers[0].Up })
+	timetest.WaitFor(t, func() bool { return c.Stats().Servers[0].Up })
 	requireAllAnswered(t, runQueries(t, c, 50, 4, time.Second))
 	if got := back.queries.Load(); got < 50 {
 		t.Errorf("got %d queries at the first server back up, want ≥ 50", got)
@@ -276,10 +268,9 @@ func TestKeepalive(t *testing.T) {
 	if withOption.Load() != total.Load() {
 		t.Errorf("got %d of %d queries with edns-tcp-keepalive, want all", withOption.Load(), total.Load())
 	}
-	time.Sleep(450 * time.Millisecond) // the client closes at 375 ms, the server at 500
-	if got := fs.clientEOF.Load(); got < 1 {
-		t.Errorf("got %d connections closed by the client, want ≥ 1", got)
-	}
+	// The client closes at 375 ms (¾ of TIMEOUT), before the server would at 500 ms: a connection the
+	// server closed first does not count.
+	timetest.WaitFor(t, func() bool { return fs.clientEOF.Load() >= 1 })
 	if st := c.Stats(); st.Resends != 0 {
 		t.Errorf("got %d re-sends, want 0", st.Resends)
 	}
@@ -303,7 +294,7 @@ func TestKeepaliveZero(t *testing.T) {
 		fs := startFake(t, withOption([]byte{0, 0}))
 		c := newTestClient(t, Config{Servers: []string{fs.addr}, ConnsPerServer: 1})
 		requireAllAnswered(t, runQueries(t, c, 3, 1, time.Second))
-		waitFor(t, func() bool { return fs.clientEOF.Load() >= 3 })
+		timetest.WaitFor(t, func() bool { return fs.clientEOF.Load() >= 3 })
 	})
 	t.Run("no timeout", func(t *testing.T) {
 		fs := startFake(t, withOption(nil))
@@ -325,7 +316,7 @@ func TestMaxAge(t *testing.T) {
 	c := newTestClient(t, Config{Servers: []string{fs.addr}, MaxAge: 100 * time.Millisecond})
 	for range 10 {
 		requireAllAnswered(t, runQueries(t, c, 20, 2, time.Second))
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // real time for the connections to age: the timing under test
 	}
 	st := c.Stats()
 	if st.ConnsOpened < 6 {
@@ -342,8 +333,8 @@ func TestIdleClose(t *testing.T) {
 	fs := startFake(t, script{})
 	c := newTestClient(t, Config{Servers: []string{fs.addr}, IdleTimeout: 100 * time.Millisecond})
 	requireAllAnswered(t, runQueries(t, c, 10, 2, time.Second))
-	waitFor(t, func() bool { return c.Stats().Conns == 0 })
-	time.Sleep(300 * time.Millisecond)
+	timetest.WaitFor(t, func() bool { return c.Stats().Conns == 0 })
+	waitJanitorRound(t, c) // the janitor dials ahead for a pool in use; it must not for this one
 	if got := c.Stats().Conns; got != 0 {
 		t.Errorf("got %d connections after idling, want 0", got)
 	}
@@ -360,7 +351,7 @@ func TestClose(t *testing.T) {
 		_, err := c.Exchange(context.Background(), query("x.test.", dns.TypeA))
 		done <- err
 	}()
-	waitFor(t, func() bool { return c.Stats().Messages == 1 })
+	timetest.WaitFor(t, func() bool { return c.Stats().Messages == 1 })
 	start := time.Now()
 	c.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
@@ -428,13 +419,13 @@ func TestHealthy(t *testing.T) {
 	t.Run("reachable", func(t *testing.T) {
 		fs := startFake(t, script{})
 		c := newTestClient(t, Config{Servers: []string{fs.addr}})
-		waitFor(t, c.Healthy)
+		timetest.WaitFor(t, c.Healthy)
 	})
 	t.Run("refused", func(t *testing.T) {
 		c := newTestClient(t, Config{Servers: []string{closedPort(t)}})
 		// Each query dials (no connection is kept warm for a server that refuses them), within the
 		// redial backoff; three failed dials in a row mark the server down.
-		waitFor(t, func() bool {
+		timetest.WaitFor(t, func() bool {
 			c.Exchange(context.Background(), query("x.test.", dns.TypeA))
 			return !c.Healthy() && c.Stats().Servers[0].Down
 		})
@@ -511,10 +502,8 @@ func TestExchangeWire(t *testing.T) {
 				t.Errorf("got %v, want ID %d, the A, %d additional records and no OPT", r, q.Id, tc.extra)
 			}
 			if tc.s.keepalive > 0 {
-				time.Sleep(450 * time.Millisecond) // TIMEOUT 500 ms: the client closes at 375 ms
-				if got := fs.clientEOF.Load(); got < 1 {
-					t.Errorf("got %d connections closed by the client, want ≥ 1 (keepalive ignored)", got)
-				}
+				// TIMEOUT 500 ms: the client closes at 375 ms; one that ignored it would never close.
+				timetest.WaitFor(t, func() bool { return fs.clientEOF.Load() >= 1 })
 			}
 		})
 	}
@@ -569,7 +558,7 @@ func TestExchangeAsyncErrors(t *testing.T) {
 			case <-time.After(2 * time.Second):
 				t.Fatalf("receiver not told within 2s")
 			}
-			time.Sleep(50 * time.Millisecond)
+			c.Close() // returns once every goroutine and timer of the client is done: none can tell r again
 			if n := r.told.Load(); n != 1 {
 				t.Errorf("receiver told %d times, want 1", n)
 			}

@@ -288,7 +288,7 @@ func (fc *fconn) write(msg []byte) bool {
 		if _, err := fc.c.Write(frame[:1]); err != nil {
 			return false
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond) // the scripted gap between the two writes, not a wait
 		frame = frame[1:]
 	}
 	_, err := fc.c.Write(frame)

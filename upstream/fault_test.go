@@ -205,4 +205,7 @@ func faultCase(t *testing.T, s script, cfg Config, conc int, async bool, check f
 	t.Logf("p50 %v p99 %v max %v; resends %d hedges %d/%d conns opened %d (max %d at once) writes %d (direct %d) msgs %d",
 		percentile(res, .5), percentile(res, .99), percentile(res, 1), st.Resends, st.HedgeWins, st.Hedges,
 		st.ConnsOpened, fs.MaxConns(), st.Writes, st.DirectWrites, st.Messages)
+	if async {
+		requireToldOnce(t, c, res)
+	}
 }

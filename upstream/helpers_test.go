@@ -15,6 +15,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
+
+	"github.com/podns/podns/internal/timetest"
 )
 
 // testLogger logs at info (debug with PODNS_TEST_DEBUG=1) through t.Log.
@@ -45,21 +47,20 @@ func newTestClient(t testing.TB, cfg Config) *Client {
 // package's non-test files, i.e. one the Client started and did not stop.
 func checkNoLeak(t testing.TB) {
 	t.Helper()
-	var leaked []string
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		leaked = leaked[:0]
+	timetest.Poll(t, timetest.Timeout, func() error {
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
 		for _, g := range strings.Split(string(buf), "\n\n") {
 			if ownGoroutine(g) {
 				leaked = append(leaked, g)
 			}
 		}
-		if len(leaked) == 0 {
-			return
+		if len(leaked) > 0 {
+			return fmt.Errorf("goroutines outlived the client:\n%s", strings.Join(leaked, "\n\n"))
 		}
-	}
-	t.Errorf("goroutines outlived the client:\n%s", strings.Join(leaked, "\n\n"))
+		return nil
+	})
 }
 
 func ownGoroutine(stack string) bool {
@@ -83,6 +84,7 @@ type result struct {
 	name    string
 	latency time.Duration
 	err     error
+	told    func() int32 // through ExchangeAsync: how many times the receiver was told so far
 }
 
 // runQueries asks n distinct names with the given concurrency, each with
@@ -128,7 +130,7 @@ func askAsync(c *Client, name string) result {
 	r := newReceiver()
 	start := time.Now()
 	c.ExchangeAsync(m, r)
-	res := result{name: name}
+	res := result{name: name, told: r.told.Load}
 	select {
 	case got := <-r.ch:
 		res.latency, res.err = time.Since(start), got.err
@@ -136,13 +138,22 @@ func askAsync(c *Client, name string) result {
 			res.err = checkWire(m, got.wire)
 		}
 	case <-time.After(c.cfg.Timeout + time.Second):
-		return result{name: name, latency: time.Since(start), err: errors.New("receiver not told within the timeout")}
-	}
-	time.Sleep(time.Millisecond) // a second, wrong, telling would come about now
-	if n := r.told.Load(); n != 1 && res.err == nil {
-		res.err = fmt.Errorf("receiver told %d times, want 1", n)
+		res.latency, res.err = time.Since(start), errors.New("receiver not told within the timeout")
 	}
 	return res
+}
+
+// requireToldOnce closes c, which returns once every goroutine and timer function of the client is
+// done, so that no receiver can be told again; then it fails t unless each receiver of res (results of
+// askAsync) was told exactly once.
+func requireToldOnce(t testing.TB, c *Client, res []result) {
+	t.Helper()
+	c.Close()
+	for _, r := range res {
+		if n := r.told(); n != 1 {
+			t.Errorf("%s: receiver told %d times, want 1", r.name, n)
+		}
+	}
 }
 
 // checkWire is checkAnswer for a reply in wire form, which has no OPT record.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/podns/podns/internal/timetest"
 )
 
 // TestQueuedQueryThatWaited: a query of Queue that finds every connection busy waits in line; when
@@ -21,7 +23,7 @@ func TestQueuedQueryThatWaited(t *testing.T) {
 	c := newTestClient(t, Config{Servers: []string{fs.addr}, MaxConnsPerServer: 1, HedgeAfter: time.Second})
 	first, second := newReceiver(), newReceiver()
 	c.ExchangeAsync(query("slow.test.", dns.TypeA), first)
-	waitFor(t, func() bool { return fs.queries.Load() == 1 })
+	timetest.WaitFor(t, func() bool { return fs.queries.Load() == 1 })
 	start := time.Now()
 	c.Queue(query("queued.test.", dns.TypeA), second)
 	c.Flush()
@@ -60,7 +62,7 @@ func TestCloseWaitsForEveryReceive(t *testing.T) {
 			told.Add(1)
 		}))
 	}
-	waitFor(t, func() bool { return c.Stats().Hedges > 0 && c.Stats().Servers[0].Waiting > 0 })
+	timetest.WaitFor(t, func() bool { return c.Stats().Hedges > 0 && c.Stats().Servers[0].Waiting > 0 })
 	c.Close()
 	closed.Store(true)
 	if got := told.Load(); got != n {

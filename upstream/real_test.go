@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -11,39 +10,21 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/podns/podns/internal/proctest"
 )
 
 // Tests against real servers from Debian, started by the test on loopback
 // with temporary configuration. They skip when the binary is missing
 // (Debian packages knot and dnsmasq-base; CI installs them).
 
-// daemon is a server process started by a test.
+// daemon is a server a test started (internal/proctest), stopped when the test ends.
 type daemon struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	addr string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	addr string // where it answers DNS, over UDP and TCP
 }
 
 func needBinary(t *testing.T, name, pkg string) string {
@@ -87,33 +68,19 @@ func loopbackAddr(t *testing.T) (string, int) {
 // a query over TCP.
 func start(t *testing.T, addr string, name string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(name, args...), out: &syncBuffer{}, addr: addr}
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	go func() { d.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, d.out.String())
-		}
-	})
+	p := proctest.Start(t, filepath.Base(name), proctest.Options{}, append([]string{name}, args...)...)
 	c := &dns.Client{Net: "tcp", Timeout: 200 * time.Millisecond}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-exited:
-			t.Fatalf("%s exited: %v\n%s", name, d.cmd.ProcessState, d.out.String())
-		default:
+	p.WaitReady(t, 10*time.Second, func() error {
+		r, _, err := c.Exchange(query("ready.load.podns.test.", dns.TypeA), addr)
+		if err != nil {
+			return err
 		}
-		if r, _, err := c.Exchange(query("ready.load.podns.test.", dns.TypeA), addr); err == nil && r.Rcode == dns.RcodeSuccess {
-			return d
+		if r.Rcode != dns.RcodeSuccess {
+			return fmt.Errorf("%s answered %s, want NOERROR", addr, dns.RcodeToString[r.Rcode])
 		}
-	}
-	t.Fatalf("%s did not answer on %s within 10s:\n%s", name, addr, d.out.String())
-	return nil
+		return nil
+	})
+	return &daemon{addr: addr}
 }
 
 // startKnot serves testdata/upstream/podns.test.zone.

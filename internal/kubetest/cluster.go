@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/podns/podns/internal/netns"
+	"github.com/podns/podns/internal/proctest"
 	"github.com/podns/podns/internal/testbin"
 )
 
@@ -33,8 +34,6 @@ const (
 	// startTimeout bounds etcd's and kube-apiserver's start. kube-apiserver is ready in about 2 s on
 	// an idle 2-core machine; CI runs other suites beside it.
 	startTimeout = 90 * time.Second
-	// pollInterval is how often readiness is checked while a daemon starts.
-	pollInterval = 100 * time.Millisecond
 	// Context is the kubeconfig context (and cluster and user) Kubeconfig names.
 	Context = "podns-test"
 )
@@ -72,6 +71,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
+	procOpts := proctest.Options{Dir: dir, Netns: opts.Netns}
 
 	ports := make([]int, 3) // etcd client, etcd peer, API server
 	for i := range ports {
@@ -83,7 +84,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	etcd := startProc(t, dir, "etcd", opts.Netns, etcdBin,
+	etcd := proctest.Start(t, "etcd", procOpts, etcdBin,
 		"--name=default",
 		"--data-dir="+filepath.Join(dir, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
@@ -93,9 +94,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		"--unsafe-no-fsync",
 		"--log-level=warn")
 	httpc := &http.Client{Timeout: 5 * time.Second, Transport: transport(opts.Netns, nil)}
-	if err := poll(ctx, etcd, func() error { return get(ctx, httpc, etcdURL+"/health", "") }); err != nil {
-		t.Fatalf("etcd not ready: %v\n%s", err, etcd.tail())
-	}
+	etcd.WaitReady(t, time.Until(deadline), func() error { return get(ctx, httpc, etcdURL+"/health", "") })
 
 	token := randomHex(t, 16)
 	tokens := filepath.Join(dir, "tokens.csv")
@@ -103,7 +102,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	saKey := filepath.Join(dir, "sa.key")
 	writeFile(t, saKey, rsaKeyPEM(t))
 	certDir := filepath.Join(dir, "certs")
-	api := startProc(t, dir, "kube-apiserver", opts.Netns, apiBin,
+	api := proctest.Start(t, "kube-apiserver", procOpts, apiBin,
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports[2]),
 		// A loopback advertise address is refused unless no endpoint reconciler runs.
@@ -123,7 +122,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	// The serving certificate appears in cert-dir once kube-apiserver has made it; until then (and
 	// until /readyz says every post-start hook ran) the API server is not ready.
 	var pool *x509.CertPool
-	err := poll(ctx, api, func() error {
+	api.WaitReady(t, time.Until(deadline), func() error {
 		if pool == nil {
 			pem, err := os.ReadFile(c.CAFile)
 			if err != nil {
@@ -138,9 +137,6 @@ func Start(t testing.TB, opts Options) *Cluster {
 		httpc.Transport = transport(opts.Netns, pool)
 		return get(ctx, httpc, c.URL+"/readyz", token)
 	})
-	if err != nil {
-		t.Fatalf("kube-apiserver not ready: %v\n%s", err, api.tail())
-	}
 	writeFile(t, c.Kubeconfig, kubeconfig(c))
 	c.Client = &Client{base: c.URL, token: token,
 		http: &http.Client{Timeout: 30 * time.Second, Transport: transport(opts.Netns, pool)}}
@@ -177,25 +173,6 @@ func get(ctx context.Context, c *http.Client, url, token string) error {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, bytes.TrimSpace(body.Bytes()))
 	}
 	return nil
-}
-
-// poll calls ready until it succeeds, the process exits or ctx ends.
-func poll(ctx context.Context, p *proc, ready func() error) error {
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		err := ready()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited (%v); last check: %w", p.name, p.cmd.ProcessState, err)
-		case <-ctx.Done():
-			return fmt.Errorf("%w; last check: %w", ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
 }
 
 func kubeconfig(c *Cluster) string {

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/url"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/podns/podns/internal/inject"
 	"github.com/podns/podns/internal/kubetest"
+	"github.com/podns/podns/internal/timetest"
 )
 
 // apiWait bounds how long the API server may take to start calling a newly created webhook
@@ -148,11 +150,12 @@ func testWebhookAgainstAPIServer(t *testing.T, c *kubetest.Cluster) {
 		}
 	}
 	defer stopWebhook()
-	for deadline := time.Now().Add(apiWait); !srv.Ready(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the webhook did not find kube-dns's ClusterIP")
+	timetest.Poll(t, apiWait, func() error {
+		if !srv.Ready() {
+			return errors.New("the webhook did not find kube-dns's ClusterIP")
 		}
-	}
+		return nil
+	})
 
 	// The example's configuration, with the webhook's URL and CA instead of the Service and
 	// cert-manager's injection.
@@ -173,18 +176,16 @@ func testWebhookAgainstAPIServer(t *testing.T, c *kubetest.Cluster) {
 		t.Fatalf("creating the MutatingWebhookConfiguration: %v", err)
 	}
 	// Wait until the API server calls it.
-	for deadline := time.Now().Add(apiWait); ; time.Sleep(100 * time.Millisecond) {
+	timetest.Poll(t, apiWait, func() error {
 		p := restrictedPod("injected", "probe", nil)
 		if err := kc.DryRunCreate(ctx, p); err != nil {
 			t.Fatalf("dry-run pod: %v", err)
 		}
-		if hasPodns(p) {
-			break
+		if !hasPodns(p) {
+			return errors.New("the API server does not call the webhook")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v the API server still does not call the webhook", apiWait)
-		}
-	}
+		return nil
+	})
 
 	tests := []struct {
 		name        string

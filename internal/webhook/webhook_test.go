@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/podns/podns/internal/inject"
+	"github.com/podns/podns/internal/timetest"
 )
 
 var testOpts = inject.Options{Image: "registry.test/podns:v9", Upstreams: []string{"10.96.0.10"}}
@@ -408,12 +409,7 @@ func TestDiscovery(t *testing.T) {
 	go func() { done <- srv.Serve(ctx, ln) }()
 	ts := &testServer{url: "https://" + ln.Addr().String(), client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.pool}}}}
 
-	for deadline := time.Now().Add(5 * time.Second); calls.Load() < 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("lookups: got %d, want retries", calls.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	timetest.WaitFor(t, func() bool { return calls.Load() >= 2 }) // the lookup is retried
 	if code, _ := ts.get(t, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz before discovery: got %d, want 503", code)
 	}
@@ -422,15 +418,12 @@ func TestDiscovery(t *testing.T) {
 		t.Errorf("before discovery: got patch %s warnings %q, want none and a warning", resp.Patch, resp.Warnings)
 	}
 	close(release)
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if code, _ := ts.get(t, "/readyz"); code == http.StatusOK {
-			break
+	timetest.Poll(t, timetest.Timeout, func() error {
+		if code, _ := ts.get(t, "/readyz"); code != http.StatusOK {
+			return fmt.Errorf("/readyz got %d after the lookup succeeded, want 200", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("/readyz: still failing after the lookup succeeded")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	if resp := ts.mutate(t, review(t, admissionv1.Create, "pods", pod(nil))); resp.Patch == nil {
 		t.Errorf("after discovery: got no patch, want one")
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package e2e is the namespace end-to-end suite: pods emulated with Linux network namespaces, a
 // ClusterIP DNATed to kube-dns, real clients (glibc, musl) resolving through ClusterFirst's resolv.conf
 // and through podns, compared answer by answer and measured under UDP loss. Everything is in its

@@ -140,10 +140,11 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 		return k.fresh, false
 	}
 	if !reorders && k.flowing > len(p.waiters) {
-		// A connection whose query went out less than busyAfter ago will likely come free before
-		// a new one would be dialed (a handshake costs about what an answer does): waiting for it
-		// spares the cluster DNS a connection per burst, opened and idle-closed again. If its
-		// answer turns out slow, the wake at busyAfter makes the call pick again, and dial.
+		// A connection whose query went out less than busyAfter ago, or whose dial began that
+		// recently with a query queued, will likely come free before a new one would be dialed
+		// (a handshake costs about what an answer does): waiting for it spares the cluster DNS a
+		// connection per burst (a pod's first lookups, a TTL wave), opened and idle-closed again.
+		// If its answer turns out slow, the wake at busyAfter makes the call pick again, and dial.
 		p.wait(cl, kind, now)
 		p.wakeAfter(busy)
 		return nil, true
@@ -249,7 +250,7 @@ type candidates struct {
 	fresh    *conn // least loaded of those dialing, not yet slow
 	blocked  *conn // of those silent for busyAfter with a query outstanding, the one silent longest
 	open     int   // connections dialing or ready: one of them will come free
-	flowing  int   // connections answering, with a query out for less than busyAfter
+	flowing  int   // connections answering, with a query out for less than busyAfter, or dialing that long with one queued
 }
 
 // scan sorts the connections cl has not tried and that have room. Called
@@ -272,6 +273,9 @@ func (p *pool) scan(cl *call, now int64, limit int32, busy time.Duration, reorde
 		case st == stDialing:
 			if now-cn.born < int64(slowDialAfter) && less(cn, k.fresh) {
 				k.fresh = cn
+			}
+			if load > 0 && now-cn.born < int64(busy) {
+				k.flowing++ // its first answer will likely come before a new dial's would
 			}
 		case load == 0:
 			if k.idle == nil || cn.lastRead.Load() > k.idle.lastRead.Load() {

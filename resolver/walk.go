@@ -395,6 +395,7 @@ func (w *walker) probeCut(ctx context.Context, cut string) (uint32, bool) {
 		w.started++
 	}
 	s.flushQueued()
+	w.waitSlow(ctx, cut, h) // a cut name is under the cluster domain: slow, it has the rest asked at once
 	m, ok := h.wait(ctx, s)
 	if !ok || m.Rcode != dns.RcodeNameError {
 		return 0, false

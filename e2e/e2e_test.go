@@ -107,11 +107,7 @@ func TestE2E(t *testing.T) {
 	w.waitClusterIP(w.cf, kubeDNS)
 	w.waitClusterIP(w.podns, kubeDNS)
 
-	// ClusterFirst, as the kubelet writes it for a pod in namespace "apps" with the default
-	// dnsPolicy.
-	w.setResolvConf(w.cf, "search apps.svc.cluster.local svc.cluster.local cluster.local\n"+
-		"nameserver "+e2eClusterIP+"\n"+
-		"options ndots:5\n")
+	w.setResolvConf(w.cf, e2eClusterFirstResolvConf)
 	// podns, as the kubelet writes it for the pod spec users copy (examples/native-sidecar.yaml:
 	// dnsPolicy None, nameserver 127.0.0.1, no search list since podns expands names itself, and the
 	// options it documents), so the suite measures what users run.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -16,16 +18,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/podns/podns/internal/kubetest"
+	"github.com/podns/podns/internal/proctest"
 )
 
 const (
 	// e2eCostTarget is issue 16's aim: a cold pass through podns costs kube-dns at most half the
 	// queries the same pass costs it under ClusterFirst.
 	e2eCostTarget = 0.5
-	// e2eCostBound is the share of ClusterFirst's queries TestE2EWalkCost holds podns's total to while
-	// the walk (resolver/walk.go) is being brought to e2eCostTarget; lower it to e2eCostTarget once
-	// the walk gets there.
-	e2eCostBound = 0.6
+	// e2eCostBound is the share of ClusterFirst's queries TestE2EWalkCost holds podns's total to. The
+	// pass costs 62 or 63 of ClusterFirst's 129 (0.48-0.49: which walk of a getaddrinfo pair joins
+	// the other's lookups depends on timing); the bound leaves those few queries of slack over the
+	// target so that a slow CI machine does not fail the suite on one of them.
+	e2eCostBound = 0.55
 	// e2ePodnsHTTPPort is podns's HTTP listener in TestE2EWalkCost, on the podns pod's own loopback
 	// (CoreDNS's 9153 is in the kube-dns namespace): the test reads podns_upstream_in_flight there.
 	e2ePodnsHTTPPort = 9153
@@ -387,7 +391,7 @@ func e2eRound(xs []float64) []string {
 
 // waitZones waits until Knot answers the SOA of each zone: startKnot waits only for the zones every
 // test uses.
-func (w *e2eWorld) waitZones(knot *e2eProc, zones ...string) {
+func (w *e2eWorld) waitZones(knot *proctest.Proc, zones ...string) {
 	w.t.Helper()
 	w.waitFor(knot, e2eStartTimeout, func() error {
 		for _, zone := range zones {
@@ -407,9 +411,9 @@ func (w *e2eWorld) waitZones(knot *e2eProc, zones ...string) {
 // restartCoreDNS replaces kube-dns with a fresh CoreDNS, whose cache starts empty. It returns once the
 // loop plugin's startup query (testdata/e2e/Corefile.tmpl's `loop`: a query CoreDNS sends itself, the
 // only one no pod asked) has been counted, so that from then on the counter moves only for the pods.
-func (w *e2eWorld) restartCoreDNS(p *e2eProc, cluster *kubetest.Cluster) *e2eProc {
+func (w *e2eWorld) restartCoreDNS(p *proctest.Proc, cluster *kubetest.Cluster) *proctest.Proc {
 	w.t.Helper()
-	p.stop()
+	p.Stop()
 	p = w.startCoreDNS(cluster)
 	w.waitFor(p, e2eStartTimeout, func() error {
 		if n := w.kubeDNSRequests(); n < 1 {
@@ -430,7 +434,7 @@ func (w *e2eWorld) kubeDNSRequests() float64 {
 // startColdPodns runs podns in the podns pod with its HTTP listener on the pod's loopback, and waits
 // only until it listens (its /healthz answers once the DNS listeners are up, main.go): startPodns's
 // readiness lookup would put a cluster name in the cache that the pass then finds there.
-func (w *e2eWorld) startColdPodns(bin, name string) *e2eProc {
+func (w *e2eWorld) startColdPodns(bin, name string) *proctest.Proc {
 	w.t.Helper()
 	var env []string
 	for _, kv := range podnsEnv() {
@@ -457,7 +461,7 @@ func (w *e2eWorld) startColdPodns(bin, name string) *e2eProc {
 // podnsIdle returns a function that waits until podns has no upstream exchange in flight and kube-dns
 // has counted every reply podns received since podnsIdle was called: then every query podns sent for
 // a lookup (including probes a walk sends after answering) is in kube-dns's counter.
-func (w *e2eWorld) podnsIdle(p *e2eProc) func() {
+func (w *e2eWorld) podnsIdle(p *proctest.Proc) func() {
 	w.t.Helper()
 	kubeBase := w.kubeDNSRequests()
 	answersBase := w.promSum(w.podns.netns, e2ePodnsHTTPPort, "podns_upstream_answers_total")
@@ -477,7 +481,7 @@ func (w *e2eWorld) podnsIdle(p *e2eProc) func() {
 }
 
 // logPodnsCounters logs what podns itself counted of the pass, beside kube-dns's figures.
-func (w *e2eWorld) logPodnsCounters(p *e2eProc) {
+func (w *e2eWorld) logPodnsCounters(p *proctest.Proc) {
 	w.t.Helper()
 	var parts []string
 	for _, m := range []string{"podns_upstream_queries_total", "podns_search_walks_total",

@@ -12,8 +12,8 @@ import (
 )
 
 // outbox gathers the replies to misses that become ready together and sends them with one sendmmsg.
-// Upstream replies arrive in bursts (one TCP read holds several), and each wakes a worker; sent one by
-// one, each reply was a system call and often a wake-up of the client's thread.
+// Upstream replies arrive in bursts (one TCP read holds several): sent one by one, each reply would be
+// a system call and often a wake-up of the client's thread.
 type outbox struct {
 	mu    sync.Mutex // guards the fields below
 	msgs  []outMsg

@@ -19,7 +19,8 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 		return dst, false
 	}
 	var keyBuf [maxNameWire + 16]byte
-	key := cache.AppendKey(keyBuf[:0], q.qname, q.qtype, q.qclass, q.do, q.cd, s.view(q))
+	view := s.view(q)
+	key := cache.AppendKey(keyBuf[:0], q.qname, q.qtype, q.qclass, q.do, q.cd, view)
 	now := s.now() // one clock read for the lookup and the TTLs
 	e, st := s.cache.GetAt(key, now)
 	switch st {
@@ -29,7 +30,7 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 	default:
 		return dst, false
 	}
-	if (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) && s.pairs.takeRead(key) {
+	if view == cache.ViewUpstream && s.pairs.takeRead(e) { // paired fetches are direct lookups
 		s.pairRead()
 	}
 	start := len(dst)

@@ -183,7 +183,7 @@ func (s *Server) settle(c *call) {
 	c.clients = nil
 	s.flights.mu.Unlock()
 	if unread && c.entry != nil {
-		s.pairs.markUnread(c.key) // a client's first hit on it counts as the read
+		s.pairs.markUnread(c.entry) // a client's first hit on it counts as the read
 	}
 	close(c.done)
 	for _, cl := range clients {
@@ -229,7 +229,7 @@ func (s *Server) lookupFor(q question, force, paired bool, cl *udpClient) (h han
 			if st == cache.Prefetch {
 				s.refresh(q)
 			}
-			if !paired && s.pairs.takeRead(key) {
+			if !paired && s.pairs.takeRead(e) {
 				s.pairRead()
 			}
 			return handle{hit: e} // unpacked only if a walk needs the message (handle.wait)

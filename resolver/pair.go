@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/miekg/dns"
+
+	"github.com/podns/podns/cache"
 )
 
 // Pairing is adaptive for direct lookups: it saves a round trip when clients ask for both types of a
@@ -27,11 +29,12 @@ type pairGauge struct {
 	issued, read atomic.Uint32
 	misses       atomic.Uint32 // misses seen while off, for the probes
 
-	// unread holds the key hashes of paired fetches stored before any client asked for them, so that
-	// a client's first cache hit on one counts as its read (takeRead). A later fetch that lands in the
-	// same slot takes it over, losing that read: the gauge is an estimate, and the table stays small.
+	// unread holds the cache entries of paired fetches stored before any client asked for them, so
+	// that a client's first cache hit on one counts as its read (takeRead). A later fetch that lands
+	// in the same slot takes it over, losing that read: the gauge is an estimate, and the table stays
+	// small (it keeps at most unreadSlots entries alive past their eviction).
 	seed    maphash.Seed // set by New
-	unread  [unreadSlots]atomic.Uint64
+	unread  [unreadSlots]atomic.Pointer[cache.Entry]
 	pending atomic.Int32 // slots in use: while none is, a hit costs one atomic load
 }
 
@@ -57,24 +60,24 @@ func (g *pairGauge) issue() {
 // readOne counts a paired fetch a client read.
 func (g *pairGauge) readOne() { g.read.Add(1) }
 
-// hash is key's hash in the unread table, never 0 (an empty slot).
-func (g *pairGauge) hash(key []byte) uint64 { return maphash.Bytes(g.seed, key) | 1 }
+// slot is e's place in the unread table.
+func (g *pairGauge) slot(e *cache.Entry) *atomic.Pointer[cache.Entry] {
+	return &g.unread[maphash.Comparable(g.seed, e)%unreadSlots]
+}
 
-// markUnread notes that the paired fetch stored under key has not been read.
-func (g *pairGauge) markUnread(key []byte) {
-	h := g.hash(key)
-	if g.unread[h%unreadSlots].Swap(h) == 0 {
+// markUnread notes that the paired fetch stored as e has not been read.
+func (g *pairGauge) markUnread(e *cache.Entry) {
+	if g.slot(e).Swap(e) == nil {
 		g.pending.Add(1)
 	}
 }
 
-// takeRead reports whether key is a paired fetch stored unread, and if so marks it read.
-func (g *pairGauge) takeRead(key []byte) bool {
+// takeRead reports whether e is a paired fetch stored unread, and if so marks it read.
+func (g *pairGauge) takeRead(e *cache.Entry) bool {
 	if g.pending.Load() == 0 {
 		return false
 	}
-	h := g.hash(key)
-	if g.unread[h%unreadSlots].CompareAndSwap(h, 0) {
+	if g.slot(e).CompareAndSwap(e, nil) {
 		g.pending.Add(-1)
 		return true
 	}

@@ -293,12 +293,17 @@ func (w *walker) askCutsAhead(cands []string) {
 			continue
 		}
 		if _, ok := w.cutTTL(c, cut); ok {
+			if i == 0 {
+				return // the first cut is known: its TLD was walked lately, and the second's likely too
+			}
 			continue
 		}
 		w.cutsAhead |= 1 << i
 		w.count(s.lookup(question{name: cut, qtype: dns.TypeA, qclass: w.wq.qclass}, false))
 	}
-	s.flushQueued()
+	if w.cutsAhead != 0 {
+		s.flushQueued()
+	}
 }
 
 // askName queues both types of the name as given, which the walk reaches next unless the candidate it

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/podns/podns/internal/kubetest"
+	"github.com/podns/podns/internal/proctest"
 )
 
 // e2eCleanupMargin is kept free before the test binary's deadline so that the namespaces are always
@@ -74,6 +75,37 @@ func e2eContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// startE2E is how every namespace-suite test begins: the world (its namespaces checked gone when the
+// test ends), the clients built, Knot as the internet, the control plane with the cluster's objects
+// (and more's, when given), CoreDNS as kube-dns behind the ClusterIP from both pods, and the ClusterFirst
+// pod's resolv.conf.
+func startE2E(t *testing.T, more func(ctx context.Context, t *testing.T, kc *kubetest.Client)) (*e2eWorld, []e2eClient, *kubetest.Cluster, *proctest.Proc) {
+	t.Helper()
+	requireE2E(t)
+	prefix := e2eRunPrefix()
+	t.Cleanup(func() {
+		// Registered first, so it runs last: every namespace of the run must be gone.
+		if left, err := netnsLeft(prefix); err != nil || len(left) > 0 {
+			t.Errorf("namespaces left after cleanup: %v (%v)", left, err)
+		}
+	})
+	w := newE2EWorld(e2eContext(t), t)
+	clients := w.buildClients()
+	knot := w.startKnot()
+	w.waitZones(knot, "example.org.", "example.net.")
+	cluster := kubetest.Start(t, kubetest.Options{Netns: w.dns,
+		ServiceCIDR: e2eServiceCIDR + "," + e2eServiceCIDR6})
+	createCluster(w.ctx, t, cluster.Client)
+	if more != nil {
+		more(w.ctx, t, cluster.Client)
+	}
+	kubeDNS := w.startCoreDNS(cluster)
+	w.waitClusterIP(w.cf, kubeDNS)
+	w.waitClusterIP(w.podns, kubeDNS)
+	w.setResolvConf(w.cf, e2eClusterFirstResolvConf)
+	return w, clients, cluster, kubeDNS
+}
+
 // TestE2E is "Kubernetes in a box" (issues 7 and 15): a kube-dns namespace running the real cluster DNS
 // (etcd, kube-apiserver and CoreDNS 1.15.0 with kubeadm's Corefile, forwarding to Knot as the
 // internet) behind the ClusterIP 10.96.0.10, which each pod namespace DNATs to it; one pod with
@@ -89,25 +121,7 @@ func e2eContext(t *testing.T) context.Context {
 // It needs root, the tools of e2eTools and the binaries of .ci/kubebins.sh; CI runs it as root with
 // PODNS_E2E_REQUIRE=1.
 func TestE2E(t *testing.T) {
-	requireE2E(t)
-	prefix := e2eRunPrefix()
-	t.Cleanup(func() {
-		// Registered first, so it runs last: every namespace of the run must be gone.
-		if left, err := netnsLeft(prefix); err != nil || len(left) > 0 {
-			t.Errorf("namespaces left after cleanup: %v (%v)", left, err)
-		}
-	})
-	w := newE2EWorld(e2eContext(t), t)
-	clients := w.buildClients()
-	w.startKnot()
-	cluster := kubetest.Start(t, kubetest.Options{Netns: w.dns,
-		ServiceCIDR: e2eServiceCIDR + "," + e2eServiceCIDR6})
-	createCluster(w.ctx, t, cluster.Client)
-	kubeDNS := w.startCoreDNS(cluster)
-	w.waitClusterIP(w.cf, kubeDNS)
-	w.waitClusterIP(w.podns, kubeDNS)
-
-	w.setResolvConf(w.cf, e2eClusterFirstResolvConf)
+	w, clients, cluster, _ := startE2E(t, nil)
 	// podns, as the kubelet writes it for the pod spec users copy (examples/native-sidecar.yaml:
 	// dnsPolicy None, nameserver 127.0.0.1, no search list since podns expands names itself, and the
 	// options it documents), so the suite measures what users run.

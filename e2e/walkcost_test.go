@@ -134,26 +134,8 @@ func createCostCluster(ctx context.Context, t *testing.T, kc *kubetest.Client) {
 //
 // It needs what TestE2E needs.
 func TestE2EWalkCost(t *testing.T) {
-	requireE2E(t)
-	prefix := e2eRunPrefix()
-	t.Cleanup(func() {
-		// Registered first, so it runs last: every namespace of the run must be gone.
-		if left, err := netnsLeft(prefix); err != nil || len(left) > 0 {
-			t.Errorf("namespaces left after cleanup: %v (%v)", left, err)
-		}
-	})
-	w := newE2EWorld(e2eContext(t), t)
-	clients := w.buildClients()
+	w, clients, cluster, kubeDNS := startE2E(t, createCostCluster)
 	glibc, goClient := clients[0], clients[2]
-	w.waitZones(w.startKnot(), "example.org.", "example.net.")
-	cluster := kubetest.Start(t, kubetest.Options{Netns: w.dns,
-		ServiceCIDR: e2eServiceCIDR + "," + e2eServiceCIDR6})
-	createCluster(w.ctx, t, cluster.Client)
-	createCostCluster(w.ctx, t, cluster.Client)
-	kubeDNS := w.startCoreDNS(cluster)
-	w.waitClusterIP(w.cf, kubeDNS)
-	w.waitClusterIP(w.podns, kubeDNS)
-	w.setResolvConf(w.cf, e2eClusterFirstResolvConf)
 	w.setResolvConf(w.podns, podnsResolvConf(t))
 	bin := w.buildPodns()
 

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podns/podns/internal/timetest"
 )
 
 // logSays is a WaitReady condition: the log holds want.
@@ -59,23 +60,10 @@ func TestCleanupStops(t *testing.T) {
 	}
 }
 
-// fatalTB records a Fatalf and ends the goroutine, as testing.T's does.
-type fatalTB struct {
-	testing.TB
-	msg string
-}
-
-func (f *fatalTB) Helper() {}
-
-func (f *fatalTB) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	runtime.Goexit()
-}
-
 // TestWaitReadyExited: a process that exits fails the wait at once, not at its timeout.
 func TestWaitReadyExited(t *testing.T) {
 	p := Start(t, "sh", Options{}, "sh", "-c", "exit 3")
-	tb := &fatalTB{TB: t}
+	tb := &timetest.FatalTB{TB: t}
 	start := time.Now()
 	done := make(chan struct{})
 	go func() {
@@ -83,8 +71,8 @@ func TestWaitReadyExited(t *testing.T) {
 		p.WaitReady(tb, time.Minute, func() error { return errors.New("never ready") })
 	}()
 	<-done
-	if want := "sh exited (exit status 3) before it was ready: never ready"; tb.msg != want {
-		t.Errorf("got failure %q, want %q", tb.msg, want)
+	if want := "sh exited (exit status 3) before it was ready: never ready"; tb.Msg != want {
+		t.Errorf("got failure %q, want %q", tb.Msg, want)
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("gave up after %v, want at once", took)

@@ -5,6 +5,8 @@ package timetest
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -75,4 +77,21 @@ func Poll(t testing.TB, timeout time.Duration, try func() error) {
 		}
 		time.Sleep(interval)
 	}
+}
+
+// FatalTB is a testing.TB whose Fatalf records its message in Msg and ends the goroutine, as
+// testing.T's does: for the tests of helpers that fail the test they are given (Poll, and
+// proctest's WaitReady). Run what it is given on a goroutine of its own.
+type FatalTB struct {
+	testing.TB
+	Msg string
+}
+
+// Helper does nothing.
+func (f *FatalTB) Helper() {}
+
+// Fatalf records the message and ends the calling goroutine.
+func (f *FatalTB) Fatalf(format string, args ...any) {
+	f.Msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }

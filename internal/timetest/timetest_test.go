@@ -3,7 +3,6 @@ package timetest
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 )
@@ -20,29 +19,16 @@ func TestClock(t *testing.T) {
 	}
 }
 
-// fatalTB records a Fatalf and ends the goroutine, as testing.T's does.
-type fatalTB struct {
-	testing.TB
-	msg string
-}
-
-func (f *fatalTB) Helper() {}
-
-func (f *fatalTB) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	runtime.Goexit()
-}
-
 // poll runs Poll on its own goroutine, as a test would, and returns what it failed with ("" if not).
 func poll(timeout time.Duration, try func() error) string {
-	tb := &fatalTB{}
+	tb := &FatalTB{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		Poll(tb, timeout, try)
 	}()
 	<-done
-	return tb.msg
+	return tb.Msg
 }
 
 func TestPoll(t *testing.T) {

@@ -46,9 +46,12 @@
 //     a server is seen answering out of order, a query goes to a connection
 //     with nothing outstanding (the one that answered last, so that the extra
 //     connections a burst opened go idle and close), else to a dial in
-//     progress with nothing queued, else to a new connection (dialing costs
-//     one round trip, a queue behind a slow answer up to its full time), up
-//     to MaxConnsPerServer (64). Past that bound it waits in the pool's line
+//     progress with nothing queued; else it waits in line for a connection
+//     whose query went out, or whose dial began, less than busyAfter ago (it
+//     will likely come free before a new dial would answer), and dials when
+//     none comes free by then; else to a new connection (dialing costs one
+//     round trip, a queue behind a slow answer up to its full time), up to
+//     MaxConnsPerServer (64). Past that bound it waits in the pool's line
 //     for the first connection to come free, within its deadline, rather than
 //     fail; only when every connection is held by an answer older than
 //     HedgeAfter (lost, or slow enough to have been asked again) does it

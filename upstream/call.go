@@ -87,10 +87,11 @@ type callState struct {
 
 	// A call waits for a connection (pool.wait) when every connection it may use is busy and no
 	// more may be opened; the pool tells it (an event without entry) when one comes free.
-	waiting   *pool     // the pool whose line the call is in (its waiters, under its mu); nil when none
-	waitKind  uint8     // the kind of the attempt that waits
-	waitSince time.Time // when the wait began
-	rewait    bool      // the attempt was woken from a wait: if it must wait again, it goes first
+	waiting   *pool         // the pool whose line the call is in (its waiters, under its mu); nil when none
+	ticket    atomic.Uint64 // its place in that line (line.join); 0 when in none
+	waitKind  uint8         // the kind of the attempt that waits
+	waitSince time.Time     // when the wait began
+	rewait    bool          // the attempt was woken from a wait: if it must wait again, it goes first
 }
 
 // Turns of a call (call.mode).

@@ -46,6 +46,8 @@ type Client struct {
 	// first wait for a round that saw the clock as they left it.
 	janitorSaw atomic.Int64
 
+	tickets atomic.Uint64 // numbers the places calls take in the pools' lines (line.join)
+
 	heldMu sync.Mutex
 	held   []*conn // connections with queries of Queue to write at Flush
 

@@ -71,11 +71,11 @@ type pool struct {
 	limit      atomic.Int32 // learned queries-per-connection limit; 0: none
 	limitUntil atomic.Int64
 	limitCand  atomic.Int32 // a limit seen once, waiting for confirmation
-	waiting    atomic.Int32 // len(waiters), read without the lock on every answer
+	waiting    atomic.Int32 // waiters.n, read without the lock on every answer
 
 	mu          sync.Mutex // guards the fields below
 	conns       []*conn    // dialing, ready or draining
-	waiters     []*call    // calls waiting for a connection, first in line first
+	waiters     line       // calls waiting for a connection, first in line first
 	peak        int        // most connections at once
 	seq         uint64     // numbers connections for logs
 	dialing     int
@@ -122,7 +122,7 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 		return nil, false
 	}
 	k := p.scan(cl, now, limit, busy, reorders)
-	if len(p.waiters) > 0 && !cl.rewait && k.open > 0 {
+	if p.waiters.n > 0 && !cl.rewait && k.open > 0 {
 		// Calls are in line: a query that arrives now goes behind them. If a connection is free
 		// (one the first in line has not reached yet, or one to dial), the first is told.
 		kick = k.idle != nil || k.fresh != nil && k.fresh.load.Load() == 0
@@ -139,7 +139,7 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 	case k.fresh != nil && k.fresh.load.Load() == 0:
 		return k.fresh, false
 	}
-	if !reorders && k.flowing > len(p.waiters) {
+	if !reorders && k.flowing > p.waiters.n {
 		// A connection whose query went out less than busyAfter ago, or whose dial began that
 		// recently with a query queued, will likely come free before a new one would be dialed
 		// (a handshake costs about what an answer does): waiting for it spares the cluster DNS a
@@ -173,14 +173,12 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 // wait puts cl in line for a connection. Called with mu held, on cl's turn.
 func (p *pool) wait(cl *call, kind uint8, now int64) {
 	cl.waiting, cl.waitKind = p, kind
-	if cl.rewait {
-		p.waiters = slices.Insert(p.waiters, 0, cl) // it was first in line: it stays so
-		p.waiting.Store(int32(len(p.waiters)))
-		return
+	if !cl.rewait {
+		cl.waitSince = p.c.cfg.Now()
 	}
-	cl.waitSince = p.c.cfg.Now()
-	p.waiters = append(p.waiters, cl)
-	p.waiting.Store(int32(len(p.waiters)))
+	// A call woken from the line that must wait again was first in line: it stays so.
+	p.waiters.join(cl, p.c.tickets.Add(1), cl.rewait)
+	p.waiting.Store(int32(p.waiters.n))
 }
 
 // wakeAfter arms the pool's wake (if it is not armed): after d, the calls in line pick again, so that
@@ -206,7 +204,7 @@ func (p *pool) woken() {
 	defer p.c.wg.Done()
 	p.mu.Lock()
 	p.wakeArmed = false
-	n := min(len(p.waiters), p.c.cfg.MaxConnsPerServer)
+	n := min(p.waiters.n, p.c.cfg.MaxConnsPerServer)
 	p.mu.Unlock()
 	for range n {
 		p.release(true)
@@ -217,12 +215,10 @@ func (p *pool) woken() {
 func (p *pool) unwait(cl *call) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i := slices.Index(p.waiters, cl)
-	if i < 0 {
+	if !p.waiters.leave(cl) {
 		return false
 	}
-	p.waiters = slices.Delete(p.waiters, i, i+1)
-	p.waiting.Store(int32(len(p.waiters)))
+	p.waiting.Store(int32(p.waiters.n))
 	return true
 }
 
@@ -231,15 +227,12 @@ func (p *pool) unwait(cl *call) bool {
 // query took the connection first, it waits again, still first in line.
 func (p *pool) release(inline bool) {
 	p.mu.Lock()
-	if len(p.waiters) == 0 {
-		p.mu.Unlock()
-		return
-	}
-	cl := p.waiters[0]
-	p.waiters = slices.Delete(p.waiters, 0, 1)
-	p.waiting.Store(int32(len(p.waiters)))
+	cl := p.waiters.take()
+	p.waiting.Store(int32(p.waiters.n))
 	p.mu.Unlock()
-	p.c.tell(cl, event{c: cl}, inline)
+	if cl != nil {
+		p.c.tell(cl, event{c: cl}, inline)
+	}
 }
 
 // candidates are the connections a query may go to, by kind.
@@ -514,8 +507,7 @@ func (p *pool) shutdown() {
 	p.mu.Lock()
 	p.closed = true
 	conns := slices.Clone(p.conns)
-	waiters := p.waiters
-	p.waiters = nil
+	waiters := p.waiters.drain()
 	p.waiting.Store(0)
 	if p.wake != nil {
 		p.wake.Stop()
@@ -531,7 +523,7 @@ func (p *pool) shutdown() {
 
 func (p *pool) stats() ServerStats {
 	p.mu.Lock()
-	n, peak, waiting := len(p.conns), p.peak, len(p.waiters)
+	n, peak, waiting := len(p.conns), p.peak, p.waiters.n
 	p.mu.Unlock()
 	return ServerStats{
 		Addr: p.addr, Up: p.health.up(), Down: p.health.down(), Conns: n, PeakConns: peak,

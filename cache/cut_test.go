@@ -37,7 +37,7 @@ func TestCut(t *testing.T) {
 				if !errors.Is(err, ErrNotCut) {
 					t.Fatalf("SetCut error got %v, want ErrNotCut", err)
 				}
-				if _, ok := c.Cut(key); ok {
+				if _, _, ok := c.Cut(key); ok {
 					t.Errorf("Cut got true after a refused SetCut, want false")
 				}
 				return
@@ -45,15 +45,15 @@ func TestCut(t *testing.T) {
 			if err != nil {
 				t.Fatalf("SetCut: %v", err)
 			}
-			if ttl, ok := c.Cut(AppendCutKey(nil, wireName(t, "com.apps.svc.cluster.local."), dns.ClassINET)); !ok || ttl != tt.want {
+			if ttl, _, ok := c.Cut(AppendCutKey(nil, wireName(t, "com.apps.svc.cluster.local."), dns.ClassINET)); !ok || ttl != tt.want {
 				t.Errorf("Cut got %v %v, want %v true", ttl, ok, tt.want)
 			}
 			clk.Advance(tt.want - time.Second)
-			if _, ok := c.Cut(key); !ok {
+			if _, _, ok := c.Cut(key); !ok {
 				t.Errorf("Cut a second before the negative TTL ends got false, want true")
 			}
 			clk.Advance(time.Second)
-			if ttl, ok := c.Cut(key); ok {
+			if ttl, _, ok := c.Cut(key); ok {
 				t.Errorf("Cut at the end of the negative TTL got %v true, want false (never stale)", ttl)
 			}
 			if _, st := c.Get(key); st != Miss {
@@ -91,7 +91,7 @@ func TestCutsBounded(t *testing.T) {
 		t.Errorf("bytes got %d with %d evictions, want at most %d after evicting", st.Bytes, st.Evictions, max)
 	}
 	last := AppendCutKey(nil, wireName(t, "tld4999.apps.svc.cluster.local."), dns.ClassINET)
-	if _, ok := c.Cut(last); !ok {
+	if _, _, ok := c.Cut(last); !ok {
 		t.Errorf("the newest cut got evicted")
 	}
 	if got := testing.AllocsPerRun(100, func() { c.Cut(last) }); got != 0 {

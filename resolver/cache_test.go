@@ -381,3 +381,44 @@ func TestNoDataIsNoCut(t *testing.T) {
 		t.Errorf("db.other.svc.cluster.local. asked %d times, want 1: NODATA is no cut", got)
 	}
 }
+
+// TestRefreshRenewsCuts: the refreshes of names under one cut come due together, when the cut does
+// (their answers live no longer than it). The first renews the cut names, one query each, rather than
+// probing its own candidates; the next finds them renewed and asks only its name, where a refresh used
+// to ask every candidate of every name again.
+func TestRefreshRenewsCuts(t *testing.T) {
+	h := newHarness(t)
+	for _, name := range []string{"www.example.com", "alias.example.com"} {
+		if r := h.ask(t, "udp", name, dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			t.Fatalf("%s: got %s with %d answers, want an answer", name, dns.RcodeToString[r.Rcode], len(r.Answer))
+		}
+		timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
+	}
+	const cut = "com.apps.svc.cluster.local."
+	if got := h.up.Asked(cut, dns.TypeA); got != 1 {
+		t.Fatalf("%s asked %d times by the first walks, want 1", cut, got)
+	}
+	h.clock.Advance(4600 * time.Millisecond) // the last tenth of the testdata zone's 5 s negative TTL
+	for _, name := range []string{"www.example.com", "alias.example.com"} {
+		before := h.srv.Stats().Prefetches
+		h.ask(t, "udp", name, dns.TypeA) // from the cache, and a refresh in the background
+		timetest.WaitFor(t, func() bool { return h.srv.Stats().Prefetches > before && h.inflight() == 0 })
+	}
+	tests := []struct {
+		name string
+		want int
+	}{
+		{cut, 2},                      // asked once more, by the first refresh
+		{"com.svc.cluster.local.", 2}, // likewise
+		{"com.cluster.local.", 2},     // likewise
+		{"www.example.com.apps.svc.cluster.local.", 0},   // the candidates are never asked
+		{"alias.example.com.apps.svc.cluster.local.", 0}, //
+		{"www.example.com.", 2},                          // each name itself, at its walk and its refresh
+		{"alias.example.com.", 2},                        //
+	}
+	for _, tt := range tests {
+		if got := h.up.Asked(tt.name, dns.TypeA); got != tt.want {
+			t.Errorf("%s A asked %d times, want %d", tt.name, got, tt.want)
+		}
+	}
+}

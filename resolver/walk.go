@@ -65,11 +65,12 @@ walk:
 	for i, c := range cands {
 		w.rest = cands[i+1:]
 		cut := s.search.cutName(wq.name, c)
-		if ttl, ok := w.underCut(c, cut); ok {
+		ttl, ok, renew := w.underCut(c, cut)
+		if ok {
 			clamp = min(clamp, ttl)
 			continue
 		}
-		if ahead := w.cutsAhead&(1<<i) != 0; ahead || s.search.cutFirst(c, cut) {
+		if ahead := w.cutsAhead&(1<<i) != 0; ahead || renew || s.search.cutFirst(c, cut) {
 			if w.cutsAhead != 0 && !ahead && i+2 == len(cands) {
 				w.askName(cands[i+1]) // both cuts ahead were NXDOMAIN: the name itself is the likely answer
 			}
@@ -254,7 +255,7 @@ func (w *walker) askAhead() {
 	s := w.s
 	for _, c := range w.rest {
 		cut := s.search.cutName(w.wq.name, c)
-		if _, ok := w.cutTTL(c, cut); ok {
+		if _, ok, _ := w.cutTTL(c, cut); ok {
 			continue
 		}
 		switch {
@@ -292,7 +293,7 @@ func (w *walker) askCutsAhead(cands []string) {
 		if cut == "" || cut == c || s.search.known(cut) {
 			continue
 		}
-		if _, ok := w.cutTTL(c, cut); ok {
+		if _, ok, _ := w.cutTTL(c, cut); ok {
 			if i == 0 {
 				return // the first cut is known: its TLD was walked lately, and the second's likely too
 			}
@@ -326,25 +327,32 @@ func (w *walker) count(h handle) {
 }
 
 // underCut reports whether candidate c is known empty from a cut: its own NXDOMAIN, for any type, or
-// its cut name's (cutName), and for how long the cut lasts (seconds). A refresh asks again.
-func (w *walker) underCut(c, cut string) (uint32, bool) {
-	ttl, ok := w.cutTTL(c, cut)
+// its cut name's (cutName), and for how long the cut lasts (seconds). A refresh (force) trusts a cut
+// only outside the last tenth of its TTL; renew reports a cut name's cut in that tenth, which the walk
+// asks again (probeCut) instead of the candidate: the one query renews it for every name under it, and
+// the refreshes of those names, which come due together, find it renewed.
+func (w *walker) underCut(c, cut string) (ttl uint32, ok, renew bool) {
+	ttl, ok, renew = w.cutTTL(c, cut)
 	if ok {
 		w.s.stats.cutHits.Add(1)
 	}
-	return ttl, ok
+	return ttl, ok, renew
 }
 
 // cutTTL is underCut without counting a hit.
-func (w *walker) cutTTL(c, cut string) (uint32, bool) {
-	if cut == "" || w.force {
-		return 0, false
+func (w *walker) cutTTL(c, cut string) (ttl uint32, ok, renew bool) {
+	if cut == "" {
+		return 0, false, false
 	}
-	ttl, ok := w.s.cutAt(c, w.wq.qclass)
+	ttl, due, ok := w.s.cutAt(c, w.wq.qclass)
 	if !ok && cut != c {
-		ttl, ok = w.s.cutAt(cut, w.wq.qclass)
+		ttl, due, ok = w.s.cutAt(cut, w.wq.qclass)
+		renew = ok && due && w.force
 	}
-	return ttl, ok
+	if ok && due && w.force {
+		return 0, false, renew
+	}
+	return ttl, ok, false
 }
 
 // setCut stores c's NXDOMAIN as a cut.
@@ -368,7 +376,7 @@ func (w *walker) learnCut(cut string) {
 	if err != nil || s.search.known(cut) {
 		return // a search domain or above one exists: no cut there
 	}
-	if _, ok := s.cache.Cut(ckey); ok {
+	if _, _, ok := s.cache.Cut(ckey); ok {
 		return
 	}
 	h := s.lookup(question{name: cut, qtype: dns.TypeA, qclass: qclass}, false)
@@ -416,16 +424,17 @@ func (w *walker) probeCut(ctx context.Context, cut string) (uint32, bool) {
 // errCutProbe ends the flight of a cut probe (learnCut), which has no reply of its own.
 var errCutProbe = errors.New("cut probe")
 
-// cutAt reports whether a fresh cut is stored at name, and for how many more whole seconds.
-func (s *Server) cutAt(name string, qclass uint16) (uint32, bool) {
+// cutAt reports whether a fresh cut is stored at name, for how many more whole seconds, and whether
+// it is in the last tenth of its TTL (due).
+func (s *Server) cutAt(name string, qclass uint16) (ttl uint32, due, ok bool) {
 	var wire [maxNameWire]byte
 	n, err := dns.PackDomainName(name, wire[:], 0, nil, false)
 	if err != nil {
-		return 0, false
+		return 0, false, false
 	}
 	var kb [maxNameWire + 16]byte
-	ttl, ok := s.cache.Cut(cache.AppendCutKey(kb[:0], wire[:n], qclass))
-	return uint32(ttl / time.Second), ok
+	left, lifetime, ok := s.cache.Cut(cache.AppendCutKey(kb[:0], wire[:n], qclass))
+	return uint32(left / time.Second), 10*left < lifetime, ok
 }
 
 // cutKeyFor builds the cache key of a cut at a presentation-form name.

@@ -327,13 +327,19 @@ func TestMaxAge(t *testing.T) {
 	}
 }
 
-// TestIdleClose: an idle pool closes its connections at IdleTimeout and
-// does not redial until the next query.
+// TestIdleClose: an idle pool closes its connections at IdleTimeout, with a
+// reset (no TIME_WAIT, here or in conntrack), and does not redial until the
+// next query.
 func TestIdleClose(t *testing.T) {
 	fs := startFake(t, script{})
 	c := newTestClient(t, Config{Servers: []string{fs.addr}, IdleTimeout: 100 * time.Millisecond})
 	requireAllAnswered(t, runQueries(t, c, 10, 2, time.Second))
 	timetest.WaitFor(t, func() bool { return c.Stats().Conns == 0 })
+	opened := c.Stats().ConnsOpened
+	timetest.WaitFor(t, func() bool { return fs.clientEOF.Load() == int64(opened) })
+	if got := fs.clientRST.Load(); got != int64(opened) {
+		t.Errorf("got %d of %d idle connections closed with a reset, want all", got, opened)
+	}
 	waitJanitorRound(t, c) // the janitor dials ahead for a pool in use; it must not for this one
 	if got := c.Stats().Conns; got != 0 {
 		t.Errorf("got %d connections after idling, want 0", got)

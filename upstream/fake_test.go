@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,7 +56,8 @@ type fakeServer struct {
 	queries   atomic.Int64 // queries received
 	answers   atomic.Int64 // answers sent
 	accepted  atomic.Int64
-	clientEOF atomic.Int64 // connections the client closed first
+	clientEOF atomic.Int64 // connections the client closed first (with a FIN or a reset)
+	clientRST atomic.Int64 // of which with a reset
 	slow      sync.Map     // lower-case names whose answer was delayed ≥ 50 ms
 
 	mu       sync.Mutex // guards the fields below
@@ -172,6 +174,9 @@ func (fs *fakeServer) serve(c net.Conn, seq int64) {
 		if err != nil {
 			if err == io.EOF {
 				fs.clientEOF.Add(1)
+			} else if errors.Is(err, syscall.ECONNRESET) {
+				fs.clientEOF.Add(1)
+				fs.clientRST.Add(1)
 			} else if ne, ok := err.(net.Error); !errors.Is(err, net.ErrClosed) && (!ok || !ne.Timeout()) {
 				fs.t.Logf("fake: conn %d: %v", seq, err)
 			}

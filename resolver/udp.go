@@ -29,6 +29,14 @@ func (s *Server) isClosing() bool { return s.closing.Load() }
 // preemption signal every ~10 ms) before a reader stops holding its P: about 100-200 ms of silence.
 const quietReads = 16
 
+// udpRcvbuf is the receive buffer a UDP socket asks for (SO_RCVBUF; the kernel caps it at
+// net.core.rmem_max and counts each datagram's overhead against it). The common default, 208 KiB, holds
+// some 200 queries: 20 ms of a burst of 10,000 a second, less than a reader can lose to a busy node's
+// scheduler or a GC cycle, and every datagram past it is dropped with no reply (the client waits out
+// its timeout, the stall podns is there to end). 4 MiB holds seconds of a pod's load; it is a bound,
+// not an allocation: an idle socket holds nothing.
+const udpRcvbuf = 4 << 20
+
 // maxHeld bounds the packets a reader reads while misses wait to be written upstream: under a steady
 // flood the socket never empties, and the first miss of a batch must not wait for the whole flood.
 const maxHeld = 32

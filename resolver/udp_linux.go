@@ -46,6 +46,9 @@ func listenUDP(addr string) (*udpSocket, error) {
 	}
 	tv := unix.Timeval{Sec: udpReadTimeout}
 	if err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err == nil {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, udpRcvbuf)
+	}
+	if err == nil {
 		err = unix.Bind(fd, sa)
 	}
 	if err != nil {

@@ -32,6 +32,10 @@ func listenUDP(addr string) (*udpSocket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
 	}
+	if err := conn.SetReadBuffer(udpRcvbuf); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("listening on udp %s: %w", addr, err)
+	}
 	q, err := newMissQueue()
 	if err != nil {
 		conn.Close()

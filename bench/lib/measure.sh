@@ -4,6 +4,13 @@
 
 # ticks PID: CPU time (utime + stime, in clock ticks) the process has used, all threads included
 # (proc(5): fields 14 and 15 of /proc/PID/stat). The comm field may hold spaces, so count from the ")".
+# udp_drops: datagrams this network namespace's UDP sockets dropped because their receive buffer was
+# full (/proc/net/snmp Udp RcvbufErrors): a server whose reader falls behind loses queries there,
+# with no reply and nothing in its own counters.
+udp_drops() {
+	awk '$1 == "Udp:" { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1 } else print $c["RcvbufErrors"] }' /proc/net/snmp
+}
+
 ticks() {
 	local stat
 	stat=$(<"/proc/$1/stat")

@@ -122,6 +122,7 @@ func (a *app) writeResolverMetrics(p promWriter) {
 	p.counter("podns_search_upstream_queries_total", "Upstream queries the search walks sent.", st.WalkUpstream)
 	p.counter("podns_search_clusterfirst_queries_total", "Queries glibc under ClusterFirst would have sent for the same walks; minus podns_search_upstream_queries_total, the queries saved.", st.WalkClusterFirst)
 	p.counter("podns_search_cut_hits_total", "Search candidates known empty from a cached NXDOMAIN cut (RFC 8020), without a query.", st.CutHits)
+	p.counter("podns_search_direct_total", "Search walks that asked only the name as given, every other candidate known empty from a cut.", st.SearchDirect)
 	p.counter("podns_dropped_total", "Packets dropped: not a query, or too short for a header.", st.Dropped)
 	p.counter("podns_overloaded_total", "Queries answered SERVFAIL because too many were in flight.", st.Overloaded)
 	p.counter("podns_tcp_refused_total", "Client TCP connections refused over the limit.", st.TCPRefused)

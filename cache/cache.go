@@ -1,6 +1,9 @@
 package cache
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"hash/maphash"
 	"time"
 
@@ -122,6 +125,30 @@ func (c *Cache) Store(key []byte, m *dns.Msg) (*Entry, error) {
 // Entry, and the caller unpacks the reply and uses Store.
 func (c *Cache) StoreWire(key, wire []byte) (*Entry, error) {
 	return c.store(key, func(e *Entry, now time.Time) (bool, error) { return c.cfg.buildWire(e, key, wire, now) })
+}
+
+// Derive stores under key e's reply as AppendReply would send it now, with no TTL above maxTTL
+// (seconds): the same answer cached for another question of its name, type and class (the search
+// walk's, when the name as given answers it, no longer than the cuts that decided it). e must be fresh.
+// Store's rules apply to the copy; it returns what Store does.
+func (c *Cache) Derive(key []byte, e *Entry, maxTTL uint32) (*Entry, error) {
+	wire := e.AppendReply(make([]byte, 0, e.msgLen), 0, e.buf[offFlags1]&bitRD != 0, nil, c.cfg.now())
+	offs := e.buf[e.msgLen:]
+	for i := 0; i+1 < len(offs); i += 2 {
+		ttl := wire[binary.BigEndian.Uint16(offs[i:]):]
+		if wireTTL(ttl) > maxTTL {
+			binary.BigEndian.PutUint32(ttl, maxTTL)
+		}
+	}
+	d, err := c.StoreWire(key, wire)
+	if errors.Is(err, ErrNotPlain) {
+		var m dns.Msg
+		if err := m.Unpack(wire); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadMessage, err)
+		}
+		return c.Store(key, &m)
+	}
+	return d, err
 }
 
 func (c *Cache) store(key []byte, build func(*Entry, time.Time) (bool, error)) (*Entry, error) {

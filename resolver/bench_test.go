@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/podns/podns/cache"
 )
 
 // BenchmarkAnswerFromCache is the hot path without the socket: parse a query, find its cached reply,
@@ -117,4 +119,52 @@ func BenchmarkWalkMiss(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(h.up.Total())/float64(b.N), "upstream/op")
+}
+
+// BenchmarkWalkCutsKnown is what podns as a pod does most under a flood of new external names: a name
+// of two dots below ndots whose TLD's cuts are cached, so that the walk answers its search candidates
+// from the cuts and asks the name as given, once.
+func BenchmarkWalkCutsKnown(b *testing.B) {
+	h := newHarness(b, func(c *Config, _ *cache.Config) { c.NoSearch = nil })
+	wild, _ := dns.NewRR("*.miss.test. 300 IN A 192.0.2.1")
+	soa, _ := dns.NewRR("cluster.local. 30 IN SOA ns.dns.cluster.local. h.cluster.local. 1 7200 1800 86400 30")
+	h.up.SetHook(func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+		r := new(dns.Msg)
+		r.SetReply(q)
+		if name := q.Question[0].Name; dns.IsSubDomain("cluster.local.", name) {
+			r.Rcode = dns.RcodeNameError
+			r.Ns = []dns.RR{soa}
+		} else if q.Question[0].Qtype == dns.TypeA {
+			rr := dns.Copy(wild)
+			rr.Header().Name = name
+			r.Answer = []dns.RR{rr}
+		}
+		return r, nil
+	})
+	ask := func(name string) {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		q, rc := parseQuery(packMsg(b, m))
+		if out := h.srv.answer(nil, &q, rc, 512); len(out) < headerLen {
+			b.Fatal("no reply")
+		}
+	}
+	ask("first.miss.test.") // learns the cuts of test.
+	names := make([][]byte, b.N)
+	for i := range names {
+		m := new(dns.Msg)
+		m.SetQuestion(fmt.Sprintf("u%d.miss.test.", i), dns.TypeA)
+		names[i] = packMsg(b, m)
+	}
+	before := h.up.Total()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		q, rc := parseQuery(names[i])
+		if out := h.srv.answer(nil, &q, rc, 512); len(out) < headerLen {
+			b.Fatal("no reply")
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(h.up.Total()-before)/float64(b.N), "upstream/op")
 }

@@ -422,3 +422,61 @@ func TestRefreshRenewsCuts(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchDirect: once a TLD's cuts are known, a searched name below ndots whose every candidate but
+// the name as given is under a cut is looked up as an unsearched name is, with no walk (over UDP from
+// the reader's thread): one query for the name, ClusterFirst's answer, no TTL past the cuts' (5 s), and
+// the reply cached under the searched question, so that the next ask is a cache hit.
+func TestSearchDirect(t *testing.T) {
+	h := newHarness(t)
+	h.ask(t, "udp", "www.example.com", dns.TypeA) // learns the cuts of com
+	timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
+	tests := []struct {
+		network, name string
+		qtype         uint16
+		hit           bool // the second ask is a hit of the reader's (plain records, over UDP)
+	}{
+		{"udp", "mail.example.com", dns.TypeA, true},
+		{"udp", "alias.example.com", dns.TypeA, true},
+		{"udp", "nope.example.com", dns.TypeA, true},
+		{"udp", "only4.example.com", dns.TypeAAAA, true},
+		{"udp", "txt.example.com", dns.TypeTXT, true}, // not plain: cached again by way of miekg/dns
+		{"tcp", "example.com", dns.TypeMX, false},
+	}
+	for _, tt := range tests {
+		before := h.srv.Stats()
+		r := h.ask(t, tt.network, tt.name, tt.qtype)
+		checkClusterFirst(t, h, tt.name, tt.qtype, r)
+		timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
+		st := h.srv.Stats()
+		if got := st.SearchDirect - before.SearchDirect; got != 1 {
+			t.Errorf("%s %s: %d lookups without a walk, want 1", tt.network, tt.name, got)
+		}
+		if got := st.CutHits - before.CutHits; got != 3 {
+			t.Errorf("%s %s: %d cut hits, want 3", tt.network, tt.name, got)
+		}
+		if got := h.up.Asked(tt.name+".apps.svc.cluster.local.", tt.qtype); got != 0 {
+			t.Errorf("%s %s: a candidate under a cut asked %d times", tt.network, tt.name, got)
+		}
+		if got := h.up.Asked(tt.name+".", tt.qtype); got != 1 {
+			t.Errorf("%s %s: the name asked %d times, want 1", tt.network, tt.name, got)
+		}
+		for _, rr := range append(append([]dns.RR{}, r.Answer...), r.Ns...) {
+			if rr.Header().Ttl > 5 {
+				t.Errorf("%s %s: %s has TTL %d, past the cuts' 5 s", tt.network, tt.name, rr.Header().Name, rr.Header().Ttl)
+			}
+		}
+		total, hits := h.up.Total(), st.CacheHits
+		again := h.ask(t, tt.network, tt.name, tt.qtype)
+		if again.Rcode != r.Rcode || len(again.Answer) != len(r.Answer) {
+			t.Errorf("%s %s asked again: got %s with %d answers, want %s with %d", tt.network, tt.name,
+				dns.RcodeToString[again.Rcode], len(again.Answer), dns.RcodeToString[r.Rcode], len(r.Answer))
+		}
+		if h.up.Total() != total {
+			t.Errorf("%s %s asked again: went upstream", tt.network, tt.name)
+		}
+		if got := h.srv.Stats().CacheHits > hits; tt.hit && !got {
+			t.Errorf("%s %s asked again: not a cache hit", tt.network, tt.name)
+		}
+	}
+}

@@ -200,14 +200,20 @@ func (s *Server) lookup(q question, force bool) handle {
 
 // lookupDirect is lookup for a client's question about a name that is not searched: a miss for A or
 // AAAA fetches the other type too (pairFor), as getaddrinfo asks both. With cl, see lookupFor.
-func (s *Server) lookupDirect(q question, cl *udpClient) handle {
-	h := s.lookupFor(q, false, false, cl)
-	if other, ok := s.pairFor(q.qtype, q.qclass); ok && h.started {
+// sent is how many queries it sent upstream: 0, 1, or 2 with the other type.
+func (s *Server) lookupDirect(q question, cl *udpClient) (h handle, sent int) {
+	h = s.lookupFor(q, false, false, cl)
+	if !h.started {
+		return h, 0
+	}
+	if other, ok := s.pairFor(q.qtype, q.qclass); ok {
 		p := q
 		p.qtype = other
-		s.lookupFor(p, false, true, nil)
+		if s.lookupFor(p, false, true, nil).started {
+			return h, 2
+		}
 	}
-	return h
+	return h, 1
 }
 
 // lookupFor is lookup for a paired fetch when paired is set (one the pair gauge may skip: an empty
@@ -256,6 +262,9 @@ type handle struct {
 	hit     *cache.Entry // the fresh cache entry that answered, if one did
 	stale   *cache.Entry
 	started bool // this lookup sent a query upstream
+
+	// derive, when set, is where the reply is cached again for a searched question (searchDirect).
+	derive *derivation
 }
 
 // entry is the cache entry that holds the lookup's reply, once the lookup is done; nil when the reply

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"math"
 
 	"github.com/miekg/dns"
 
@@ -18,7 +19,7 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 	name := lowerName(q.qname)
 	var h handle
 	if view := s.view(q); view == cache.ViewUpstream {
-		h = s.lookupDirect(question{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}, nil)
+		h, _ = s.lookupDirect(question{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}, nil)
 		s.flushQueued() // both queries in one write if they can
 	} else {
 		var ok bool
@@ -27,7 +28,7 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 		}
 	}
 	if h.hit != nil {
-		return result{entry: h.hit}
+		return s.derived(h.derive, result{entry: h.hit})
 	}
 	wctx := ctx
 	if h.stale != nil {
@@ -39,7 +40,7 @@ func (s *Server) resolve(ctx context.Context, q *query) result {
 	}
 	if c := h.call; c.waitDone(wctx) == nil {
 		if res := c.result(); h.stale == nil || res.answered() {
-			return res
+			return s.derived(h.derive, res)
 		}
 	}
 	if h.stale != nil {
@@ -66,8 +67,67 @@ func (s *Server) searchHandle(q *query, name string) (h handle, ok bool) {
 	case cache.Stale:
 		h.stale = e
 	}
+	if h.stale == nil {
+		if d := s.searchDirect(key, name, q.qclass); d != nil {
+			h, sent := s.lookupDirect(question{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}, nil)
+			s.flushQueued()
+			d.count(s, sent)
+			h.derive = d
+			return h, true
+		}
+	}
 	h.call, h.started = s.flight(key, question{}, s.walkFunc(q, name, st == cache.Stale), false, nil)
 	return h, true
+}
+
+// derivation is a searched question answered by its name as given (searchDirect): the name's own
+// reply, cached again under the question's key with no TTL past the cuts that decided it.
+type derivation struct {
+	key   []byte // the searched question's cache key (ViewSearch)
+	clamp uint32 // seconds: the shortest cut's
+	cands int    // the walk's candidates, which ClusterFirst would have asked
+}
+
+// searchDirect returns the derivation of a searched name whose walk would ask nothing but the name as
+// given: the name comes last among its candidates (fewer dots than ndots), and every candidate before
+// it is known empty from a cut, as the walk would trust it (walker.underCut, outside a refresh). Then
+// the walk's answer is the name's own, and its lookup is the direct one, with none of the walk's work.
+// nil otherwise. key is the question's cache key; the derivation owns it.
+func (s *Server) searchDirect(key []byte, name string, qclass uint16) *derivation {
+	var buf [8]string
+	cands := s.search.candidates(buf[:0], name)
+	if len(cands) < 2 || cands[len(cands)-1] != name {
+		return nil
+	}
+	clamp := uint32(math.MaxUint32)
+	for _, c := range cands[:len(cands)-1] {
+		ttl, ok, _ := s.cutTTL(c, s.search.cutName(name, c), qclass, false)
+		if !ok {
+			return nil
+		}
+		clamp = min(clamp, ttl)
+	}
+	return &derivation{key: key, clamp: clamp, cands: len(cands)}
+}
+
+// count counts the lookup as the walk it replaces: sent queries upstream, where ClusterFirst would
+// have sent one per candidate, every candidate but the last answered from a cut.
+func (d *derivation) count(s *Server, sent int) {
+	s.stats.countWalk(sent, d.cands)
+	s.stats.cutHits.Add(uint64(d.cands - 1))
+	s.stats.searchDirect.Add(1)
+}
+
+// derived caches res's entry again under d's key, its TTLs clamped, and returns the copy: res itself
+// for a nil d, a failure, or a reply the cache does not keep as it came (cache.ErrNotPlain).
+func (s *Server) derived(d *derivation, res result) result {
+	if d == nil || res.entry == nil {
+		return res
+	}
+	if e, _ := s.cache.Derive(d.key, res.entry, d.clamp); e != nil {
+		return result{entry: e}
+	}
+	return res
 }
 
 // walkFunc is the search walk for q, to run as a flight.

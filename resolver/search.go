@@ -64,7 +64,7 @@ func (s *searcher) expands(name string) bool {
 		return false
 	}
 	for _, suffix := range s.noSearch {
-		if dns.IsSubDomain(suffix, name) {
+		if subdomain(suffix, name) {
 			return false
 		}
 	}
@@ -128,7 +128,7 @@ func (s *searcher) known(name string) bool {
 		return true
 	}
 	for _, d := range s.search {
-		if dns.IsSubDomain(name, d) {
+		if subdomain(name, d) {
 			return true
 		}
 	}
@@ -159,15 +159,50 @@ func (s *searcher) cutFirst(cand, cut string) bool {
 // may break RFC 8020 (its §4 lists some), and a cut there would save little: the name as given is
 // asked as it is.
 func (s *searcher) cutName(name, cand string) string {
-	if s.cluster == "" || cand == name || !dns.IsSubDomain(s.cluster, cand) {
+	if s.cluster == "" || cand == name || !subdomain(s.cluster, cand) {
 		return ""
 	}
 	domain := cand[len(name):]
-	labels := dns.Split(name) // where labels start: an escaped dot (a\.b) starts none
-	top := name[labels[len(labels)-1]:]
+	top := name[lastLabel(name):]
 	cut := top + domain
 	if domain == s.cluster && (top == "dns." || top == "dns-version.") {
 		return ""
 	}
 	return cut
+}
+
+// subdomain reports whether child is parent or a name under it (both FQDNs), as dns.IsSubDomain does,
+// without splitting either into labels: dns.IsSubDomain allocates two slices a call, and a walk makes
+// dozens of calls. Case is ignored; an escaped dot (a\.b) ends no label.
+func subdomain(parent, child string) bool {
+	if parent == "." {
+		return true
+	}
+	i := len(child) - len(parent)
+	switch {
+	case i < 0 || !strings.EqualFold(child[i:], parent):
+		return false
+	case i == 0:
+		return true
+	}
+	return child[i-1] == '.' && !escaped(child, i-1)
+}
+
+// lastLabel returns where the last label of name (an FQDN other than the root) starts.
+func lastLabel(name string) int {
+	for i := len(name) - 2; i >= 0; i-- {
+		if name[i] == '.' && !escaped(name, i) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// escaped reports whether name[i] follows an odd run of backslashes: it is escaped.
+func escaped(name string, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && name[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
 }

@@ -3,6 +3,8 @@ package resolver
 import (
 	"slices"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 func TestCandidates(t *testing.T) {
@@ -73,5 +75,29 @@ func TestCandidatesTooLong(t *testing.T) {
 	// 240 bytes: the name itself (24 dots, at least ndots) and only the shortest search domain fit.
 	if want := []string{long, long + "cluster.local."}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestSubdomainAsMiekg: subdomain and lastLabel agree with dns.IsSubDomain and dns.Split, escapes and
+// case included.
+func TestSubdomainAsMiekg(t *testing.T) {
+	names := []string{
+		".", "local.", "cluster.local.", "Cluster.Local.", "svc.cluster.local.", "apps.svc.cluster.local.",
+		"a.apps.svc.cluster.local.", "xcluster.local.", "x.cluster.local.", `a\.cluster.local.`,
+		`a\\.cluster.local.`, `a\\\.cluster.local.`, `cluster\.local.`, "com.", "example.com.",
+		"www.example.com.", `w\.w.example.com.`, "www.example.com.cluster.local.", `\046.local.`,
+	}
+	for _, parent := range names {
+		for _, child := range names {
+			if got, want := subdomain(parent, child), dns.IsSubDomain(parent, child); got != want {
+				t.Errorf("subdomain(%q, %q) = %v, want %v", parent, child, got, want)
+			}
+		}
+	}
+	for _, name := range names[1:] {
+		labels := dns.Split(name)
+		if got, want := lastLabel(name), labels[len(labels)-1]; got != want {
+			t.Errorf("lastLabel(%q) = %d, want %d", name, got, want)
+		}
 	}
 }

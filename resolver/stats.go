@@ -35,6 +35,7 @@ type stats struct {
 	walkUpstream     atomic.Uint64 // queries the walks sent upstream
 	walkClusterFirst atomic.Uint64 // queries glibc under ClusterFirst would have sent for them
 	cutHits          atomic.Uint64 // search candidates known empty from an NXDOMAIN cut
+	searchDirect     atomic.Uint64 // searched lookups that asked only the name as given (searchDirect)
 	dropped          atomic.Uint64
 	overloaded       atomic.Uint64
 	tcpRefused       atomic.Uint64
@@ -93,6 +94,7 @@ type Stats struct {
 	WalkUpstream     uint64 // queries the search walks sent upstream
 	WalkClusterFirst uint64 // queries ClusterFirst's glibc would have sent for the same walks
 	CutHits          uint64 // search candidates answered empty from an NXDOMAIN cut (RFC 8020)
+	SearchDirect     uint64 // of SearchWalks, those that asked only the name as given, every other candidate cut
 	Dropped          uint64 // packets that were not queries
 	Overloaded       uint64 // queries answered SERVFAIL because MaxInFlight was reached
 	TCPRefused       uint64 // client TCP connections over MaxTCPConns
@@ -124,6 +126,7 @@ func (s *Server) Stats() Stats {
 		WalkUpstream:     st.walkUpstream.Load(),
 		WalkClusterFirst: st.walkClusterFirst.Load(),
 		CutHits:          st.cutHits.Load(),
+		SearchDirect:     st.searchDirect.Load(),
 		Dropped:          st.dropped.Load(),
 		Overloaded:       st.overloaded.Load(),
 		TCPRefused:       st.tcpRefused.Load(),

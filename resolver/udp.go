@@ -113,9 +113,10 @@ func (s *Server) serveUDP(u *udpSocket) {
 
 // udpClient is a UDP client waiting for the answer to its miss: where to send it, and its query.
 type udpClient struct {
-	u    *udpSocket
-	from peer
-	pkt  []byte
+	u      *udpSocket
+	from   peer
+	pkt    []byte
+	derive *derivation // a searched question's (startMiss)
 }
 
 // startMiss gives a miss to its upstream call, from the reader's thread, when it is the common kind: a
@@ -123,19 +124,38 @@ type udpClient struct {
 // the reply is read (answerMiss): no goroutine waits, and no thread is woken but the one the reply
 // wakes. false: the miss takes the worker path, which handles every case (stale entries, walks, bad
 // names, a full MaxInFlight).
+//
+// A searched name goes this way too when its walk would ask only the name as given (searchDirect): the
+// derivation goes with the client, and its reply is cached under the searched question when it comes.
 func (s *Server) startMiss(u *udpSocket, q *query, pkt []byte, from *peer) bool {
-	if q.qclass != dns.ClassINET || s.cfg.AAAAFilter && q.qtype == dns.TypeAAAA ||
-		s.view(q) != cache.ViewUpstream {
+	if q.qclass != dns.ClassINET || s.cfg.AAAAFilter && q.qtype == dns.TypeAAAA {
 		return false
+	}
+	name := lowerName(q.qname)
+	var d *derivation
+	if s.view(q) != cache.ViewUpstream {
+		key, err := keyFor(name, q.qtype, q.qclass, q.do, q.cd, cache.ViewSearch)
+		if err != nil {
+			return false
+		}
+		if _, st := s.cache.Get(key); st != cache.Miss {
+			return false // a stale answer to fall back on, or one cached since the reader looked
+		}
+		if d = s.searchDirect(key, name, q.qclass); d == nil {
+			return false
+		}
 	}
 	if !s.acquire() {
 		return false // the worker path answers SERVFAIL and counts it
 	}
-	cl := &udpClient{u: u, from: *from, pkt: append([]byte(nil), pkt...)}
-	h := s.lookupDirect(question{name: lowerName(q.qname), qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}, cl)
+	cl := &udpClient{u: u, from: *from, pkt: append([]byte(nil), pkt...), derive: d}
+	h, sent := s.lookupDirect(question{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}, cl)
 	if h.call == nil {
 		s.release()
 		return false
+	}
+	if d != nil {
+		d.count(s, sent)
 	}
 	return true
 }
@@ -145,7 +165,7 @@ func (s *Server) answerMiss(c *call, cl *udpClient) {
 	defer s.handlers.Done()
 	defer s.release()
 	q, _ := parseQuery(cl.pkt) // it parsed when it was read
-	reply := s.reply(make([]byte, 0, 512), &q, c.result(), udpLimit(&q))
+	reply := s.reply(make([]byte, 0, 512), &q, s.derived(cl.derive, c.result()), udpLimit(&q))
 	s.sendMiss(cl.u, reply, &cl.from)
 }
 

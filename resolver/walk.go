@@ -237,7 +237,7 @@ func (w *walker) try(ctx context.Context, c string, full bool) (candAnswer, cand
 // under the cluster domain, it asks the rest of the walk at once. The name as given, first at or above
 // ndots, is not: a name out of the cluster may take that long.
 func (w *walker) waitSlow(ctx context.Context, c string, h handle) {
-	if w.ahead || h.call == nil || w.s.search.cluster == "" || !dns.IsSubDomain(w.s.search.cluster, c) {
+	if w.ahead || h.call == nil || w.s.search.cluster == "" || !subdomain(w.s.search.cluster, c) {
 		return
 	}
 	select {
@@ -341,15 +341,20 @@ func (w *walker) underCut(c, cut string) (ttl uint32, ok, renew bool) {
 
 // cutTTL is underCut without counting a hit.
 func (w *walker) cutTTL(c, cut string) (ttl uint32, ok, renew bool) {
+	return w.s.cutTTL(c, cut, w.wq.qclass, w.force)
+}
+
+// cutTTL is walker.cutTTL for a walk of class qclass, a refresh when force is set.
+func (s *Server) cutTTL(c, cut string, qclass uint16, force bool) (ttl uint32, ok, renew bool) {
 	if cut == "" {
 		return 0, false, false
 	}
-	ttl, due, ok := w.s.cutAt(c, w.wq.qclass)
+	ttl, due, ok := s.cutAt(c, qclass)
 	if !ok && cut != c {
-		ttl, due, ok = w.s.cutAt(cut, w.wq.qclass)
-		renew = ok && due && w.force
+		ttl, due, ok = s.cutAt(cut, qclass)
+		renew = ok && due && force
 	}
-	if ok && due && w.force {
+	if ok && due && force {
 		return 0, false, renew
 	}
 	return ttl, ok, false

@@ -83,42 +83,14 @@ func BenchmarkAnswerMiss(b *testing.B) {
 		}
 		return r, nil
 	})
-	names := make([][]byte, b.N)
-	for i := range names {
-		m := new(dns.Msg)
-		m.SetQuestion(fmt.Sprintf("u%d.miss.test.", i), dns.TypeA)
-		names[i] = packMsg(b, m)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		q, rc := parseQuery(names[i])
-		if out := h.srv.answer(nil, &q, rc, 512); len(out) < headerLen {
-			b.Fatal("no reply")
-		}
-	}
+	benchAnswers(b, h, "u%d.miss.test.")
 }
 
 // BenchmarkWalkMiss is the slow path of a searched name never seen: a short name that no candidate
 // has, so the walk goes through all four, with an upstream answering in process.
 func BenchmarkWalkMiss(b *testing.B) {
 	h := newHarness(b)
-	names := make([][]byte, b.N)
-	for i := range names {
-		m := new(dns.Msg)
-		m.SetQuestion(fmt.Sprintf("u%d.", i), dns.TypeA)
-		names[i] = packMsg(b, m)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		q, rc := parseQuery(names[i])
-		if out := h.srv.answer(nil, &q, rc, 512); len(out) < headerLen {
-			b.Fatal("no reply")
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(h.up.Total())/float64(b.N), "upstream/op")
+	benchAnswers(b, h, "u%d.")
 }
 
 // BenchmarkWalkCutsKnown is what podns as a pod does most under a flood of new external names: a name
@@ -141,19 +113,22 @@ func BenchmarkWalkCutsKnown(b *testing.B) {
 		}
 		return r, nil
 	})
-	ask := func(name string) {
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		q, rc := parseQuery(packMsg(b, m))
-		if out := h.srv.answer(nil, &q, rc, 512); len(out) < headerLen {
-			b.Fatal("no reply")
-		}
+	m := new(dns.Msg)
+	m.SetQuestion("first.miss.test.", dns.TypeA)
+	q, rc := parseQuery(packMsg(b, m))
+	if out := h.srv.answer(nil, &q, rc, 512); len(out) < headerLen { // learns the cuts of test.
+		b.Fatal("no reply")
 	}
-	ask("first.miss.test.") // learns the cuts of test.
+	benchAnswers(b, h, "u%d.miss.test.")
+}
+
+// benchAnswers times h's answers to b.N A questions, fmt.Sprintf(format, i) for each i, and reports
+// the upstream queries each cost.
+func benchAnswers(b *testing.B, h *harness, format string) {
 	names := make([][]byte, b.N)
 	for i := range names {
 		m := new(dns.Msg)
-		m.SetQuestion(fmt.Sprintf("u%d.miss.test.", i), dns.TypeA)
+		m.SetQuestion(fmt.Sprintf(format, i), dns.TypeA)
 		names[i] = packMsg(b, m)
 	}
 	before := h.up.Total()

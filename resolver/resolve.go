@@ -119,9 +119,10 @@ func (d *derivation) count(s *Server, sent int) {
 }
 
 // derived caches res's entry again under d's key, its TTLs clamped, and returns the copy: res itself
-// for a nil d, a failure, or a reply the cache does not keep as it came (cache.ErrNotPlain).
+// for a nil d, or an entry that is no answer (a SERVFAIL cached under the name's own key: the walk
+// caches no failure under the question).
 func (s *Server) derived(d *derivation, res result) result {
-	if d == nil || res.entry == nil {
+	if d == nil || res.entry == nil || !answeredEntry(res.entry) {
 		return res
 	}
 	if e, _ := s.cache.Derive(d.key, res.entry, d.clamp); e != nil {

@@ -65,6 +65,17 @@ type call struct {
 	pending atomic.Int32 // events sent to events and not yet taken
 	fired   atomic.Bool  // the timer fired since the last look
 	timer   *time.Timer  // made with the pooled call; its function takes the call's turn (fire)
+	// ticket is the call's place in a pool's line (line.join); 0 when in none. A line keeps voided
+	// places, whose call may be recycled by then, and checks their tickets (line.take), under another
+	// pool's mu than the recycled call's: it must never be reset with callState.
+	ticket atomic.Uint64
+}
+
+// clearState zeroes what a call starts from with each use. The ticket is stored on its own: a line
+// may read it at any time (call.ticket).
+func (cl *call) clearState() {
+	cl.callState = callState{}
+	cl.ticket.Store(0)
 }
 
 // callState is what a call starts from zero with each use.
@@ -87,11 +98,10 @@ type callState struct {
 
 	// A call waits for a connection (pool.wait) when every connection it may use is busy and no
 	// more may be opened; the pool tells it (an event without entry) when one comes free.
-	waiting   *pool         // the pool whose line the call is in (its waiters, under its mu); nil when none
-	ticket    atomic.Uint64 // its place in that line (line.join); 0 when in none
-	waitKind  uint8         // the kind of the attempt that waits
-	waitSince time.Time     // when the wait began
-	rewait    bool          // the attempt was woken from a wait: if it must wait again, it goes first
+	waiting   *pool     // the pool whose line the call is in (its waiters, under its mu); nil when none
+	waitKind  uint8     // the kind of the attempt that waits
+	waitSince time.Time // when the wait began
+	rewait    bool      // the attempt was woken from a wait: if it must wait again, it goes first
 }
 
 // Turns of a call (call.mode).
@@ -442,7 +452,7 @@ func (c *Client) finish(cl *call) {
 		passOn.release(false)
 	}
 	c.qbufs.put(cl.wireBuf)
-	cl.callState = callState{}
+	cl.clearState()
 	cl.pending.Store(0) // every event of this use was taken: no sender is left to count one
 	cl.mode.Store(modeBusy)
 	c.calls.Put(cl)

@@ -65,3 +65,25 @@ func TestLineLong(t *testing.T) {
 		t.Errorf("took %d, want %d", taken, want)
 	}
 }
+
+// TestLineRecycledCall: a line keeps the void place of a call that left, and that call is recycled
+// (finish clears its state) while the line is drained under another goroutine (a pool's shutdown):
+// the race detector must see no plain write to what the line reads (CI found one in
+// TestSilentUpstream, when the ticket was part of callState).
+func TestLineRecycledCall(t *testing.T) {
+	var l line
+	cl := new(call)
+	l.join(cl, 7, false)
+	if !l.leave(cl) {
+		t.Fatal("leave: the call was not in line")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cl.clearState()
+	}()
+	if got := l.drain(); len(got) != 0 {
+		t.Errorf("drain took %d calls from a line of void places, want 0", len(got))
+	}
+	<-done
+}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package netns
 
 import (
@@ -6,6 +8,8 @@ import (
 	"os/exec"
 	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestDo needs root: it creates a namespace, listens on its loopback from inside, and dials the
@@ -66,6 +70,21 @@ func TestDo(t *testing.T) {
 		}
 		if inside == home {
 			t.Fatalf("thread namespace inside Do: got %s, want another than the machine's", inside)
+		}
+	}
+	// The thread Do ran on is home by the time Do returns, not some moment later: read right after
+	// each Do, its namespace must be the machine's.
+	for range 5000 {
+		var tid int
+		if err := Do(name, func() error {
+			tid = unix.Gettid()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ns, err := os.Readlink("/proc/self/task/" + strconv.Itoa(tid) + "/ns/net")
+		if err == nil && ns != home {
+			t.Fatalf("thread %d's namespace right after Do: got %s, want %s", tid, ns, home)
 		}
 	}
 	if self, err := os.Readlink("/proc/self/ns/net"); err != nil || self != home {

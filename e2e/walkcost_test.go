@@ -36,13 +36,13 @@ const (
 	// e2eRTTSamples is how many direct lookups measure a kube-dns round trip: enough for a median that
 	// one scheduling hiccup does not move, a few milliseconds in all.
 	e2eRTTSamples = 25
-	// e2eRTTAbsurd is the number of kube-dns's in-cluster round trips above which an external lookup
-	// through podns fails the test: one that waited for a timer, not for kube-dns. The shortest timer
-	// of a walk is its 100 ms ask-ahead (README, "What a search costs the cluster DNS"), which is over
-	// 100 round trips while one stays under 1 ms (about 0.25 ms here). The lookups themselves took up
-	// to 12 round trips, 30 with the race detector's podns, so a tighter bound would measure the
-	// machine's load. Below it the figures are logged, not asserted.
-	e2eRTTAbsurd = 100
+	// e2eTimerWait is how long an external lookup through podns may take before it fails the test:
+	// one that waited for a timer, not for kube-dns. The shortest timer of a walk is its 100 ms
+	// ask-ahead (README, "What a search costs the cluster DNS"), so the bound is that timer itself, in
+	// time, not in kube-dns's round trips: the lookups took up to 12 round trips here, but 147 (20 ms)
+	// with the race detector's podns on a loaded CI machine, where a round trip was 0.14 ms. Below it
+	// the figures are logged, not asserted.
+	e2eTimerWait = 100 * time.Millisecond
 )
 
 // e2eClusterFirstResolvConf is ClusterFirst's resolv.conf, as the kubelet writes it for a pod in
@@ -269,7 +269,7 @@ func e2eCostTable(rows []*e2eCostRow) string {
 // A and AAAA at once, rooted so that each is asked once): kube-dns's in-cluster round trip, the median
 // for a name it has cached; and its external round trip, the median for names it has not cached and
 // forwards to Knot, the least any external lookup takes. Every external name timed through podns is
-// new to kube-dns too. The figures are logged; only an absurd one (e2eRTTAbsurd) fails the test.
+// new to kube-dns too. The figures are logged; only one that waited for a timer (e2eTimerWait) fails the test.
 func testWalkRoundTrips(t *testing.T, w *e2eWorld, glibc e2eClient, bin string) {
 	const cached = "graylog.apps.svc.cluster.local."
 	rtt := w.medianLookup(w.cf, glibc, cached, slices.Repeat([]string{cached}, e2eRTTSamples))
@@ -324,9 +324,9 @@ func testWalkRoundTrips(t *testing.T, w *e2eWorld, glibc e2eClient, bin string) 
 		t.Logf("%-33s %-17s %s: %4.1f in-cluster round trips, %4.1f external; %.0f kube-dns queries",
 			s.name, s.kind, e2eMsFine(r.elapsed), n, float64(r.elapsed)/float64(forwarded),
 			w.kubeDNSRequests()-before)
-		if n > e2eRTTAbsurd {
-			t.Errorf("%s through podns took %v, %.1f of kube-dns's in-cluster round trips (%v), want at most %d",
-				s.name, r.elapsed, n, rtt, e2eRTTAbsurd)
+		if r.elapsed >= e2eTimerWait {
+			t.Errorf("%s through podns took %v (%.1f of kube-dns's in-cluster round trips of %v), want under the walk's %v timer",
+				s.name, r.elapsed, n, rtt, e2eTimerWait)
 		}
 	}
 	var parts []string

@@ -103,6 +103,19 @@ func (c *Cache) GetAt(key []byte, now time.Time) (*Entry, State) {
 	return nil, Miss
 }
 
+// Left reports how long the entry under key stays fresh (0 once it expired), and whether one is stored.
+// It counts neither a hit nor a miss and does not touch the entry: a refresh asks it, not a client.
+func (c *Cache) Left(key []byte) (time.Duration, bool) {
+	s := c.shardFor(key)
+	s.mu.RLock()
+	n := s.items[string(key)]
+	s.mu.RUnlock()
+	if n == nil {
+		return 0, false
+	}
+	return n.TTL(c.cfg.now()), true
+}
+
 // Set stores the reply m under key, a key AppendKey made for m's question, by the package's rules. It
 // returns the entry whenever m could be encoded for that question, stored or not, so a caller can answer
 // the clients waiting for this reply from it; stored says whether later lookups will find it. m is not

@@ -62,3 +62,22 @@ func (c *Cache) Cut(key []byte) (ttl, lifetime time.Duration, ok bool) {
 	n.touch()
 	return ttl, n.lifetime, true
 }
+
+// CutLeft is Cut for a refresh deciding whether to renew a cut: it also reports a cut past its TTL
+// that is still stored, with left ≤ 0 (how long ago it expired). Such a cut says nothing about the
+// names under it; a refresh that comes due when it expires renews it rather than walk the candidates it
+// covered. A fresh cut is touched, as Cut touches it.
+func (c *Cache) CutLeft(key []byte) (left, lifetime time.Duration, ok bool) {
+	s := c.shardFor(key)
+	s.mu.RLock()
+	n := s.items[string(key)]
+	s.mu.RUnlock()
+	if n == nil {
+		return 0, 0, false
+	}
+	left = n.lifetime - c.cfg.now().Sub(n.stored)
+	if left > 0 {
+		n.touch()
+	}
+	return left, n.lifetime, true
+}

@@ -56,6 +56,14 @@ func TestCut(t *testing.T) {
 			if ttl, _, ok := c.Cut(key); ok {
 				t.Errorf("Cut at the end of the negative TTL got %v true, want false (never stale)", ttl)
 			}
+			// A refresh still sees it, expired: how long ago, and for how long it was fresh.
+			clk.Advance(300 * time.Millisecond)
+			if left, lifetime, ok := c.CutLeft(key); !ok || left != -300*time.Millisecond || lifetime != tt.want {
+				t.Errorf("CutLeft 300 ms after the end got %v %v %v, want -300ms %v true", left, lifetime, ok, tt.want)
+			}
+			if left, ok := c.Left(keyOf(t, m)); !ok || left != 0 {
+				t.Errorf("Left of the expired NXDOMAIN got %v %v, want 0 true", left, ok)
+			}
 			if _, st := c.Get(key); st != Miss {
 				t.Errorf("Get of an expired cut got %v, want miss", st)
 			}

@@ -26,7 +26,7 @@ func (s *Server) answerFromCache(dst []byte, q *query, limit int) (out []byte, o
 	switch st {
 	case cache.Fresh:
 	case cache.Prefetch:
-		s.prefetch(q)
+		s.prefetch(q, e)
 	default:
 		return dst, false
 	}

@@ -122,7 +122,10 @@ func TestServeStale(t *testing.T) {
 	}
 }
 
-// TestPrefetch: a hit in the last tenth of the TTL refreshes the entry in the background, once.
+// TestPrefetch: a hit in the last tenth of the TTL has the entry refreshed in the background, once,
+// when it expires, not at once: the cluster DNS is a cache too, and asked earlier it would answer the
+// rest of the same TTL. No client waits for the refresh, and the refreshed entry answers after the old
+// expiry.
 func TestPrefetch(t *testing.T) {
 	for _, tc := range []struct{ name, fqdn string }{
 		{"graylog.apps.svc.cluster.local", "graylog.apps.svc.cluster.local"},
@@ -139,17 +142,25 @@ func TestPrefetch(t *testing.T) {
 			h.clock.Advance(8 * time.Second) // 2 s left: the last tenth
 			for i := 0; i < 3; i++ {
 				if r := h.ask(t, "udp", tc.name, dns.TypeA); len(r.Answer) == 0 {
-					t.Fatalf("got no answer during prefetch")
+					t.Fatalf("got no answer in the last tenth")
 				}
 			}
+			timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
+			if got := h.up.Asked(tc.fqdn, dns.TypeA); got != 1 {
+				t.Errorf("upstream queries in the last tenth got %d, want 1: the refresh waits for the expiry", got)
+			}
+			h.clock.Advance(2 * time.Second) // the expiry: the refresh goes out, with no client asking
 			timetest.WaitFor(t, func() bool { return h.up.Asked(tc.fqdn, dns.TypeA) >= 2 && h.inflight() == 0 })
 			if got := h.up.Asked(tc.fqdn, dns.TypeA); got != 2 {
-				t.Errorf("upstream queries after prefetch got %d, want 2", got)
+				t.Errorf("upstream queries after the refresh got %d, want 2", got)
 			}
 			h.clock.Advance(5 * time.Second) // past the old expiry: the refreshed entry answers
 			before := h.up.Total()
 			if r := h.ask(t, "udp", tc.name, dns.TypeA); len(r.Answer) == 0 || h.up.Total() != before {
 				t.Errorf("after the old expiry got %d answers and %d upstream queries, want answers from the cache", len(r.Answer), h.up.Total()-before)
+			}
+			if got := h.srv.Stats().Prefetches; got != 1 {
+				t.Errorf("prefetches got %d, want 1", got)
 			}
 		})
 	}
@@ -382,7 +393,7 @@ func TestNoDataIsNoCut(t *testing.T) {
 	}
 }
 
-// TestRefreshRenewsCuts: the refreshes of names under one cut come due together, when the cut does
+// TestRefreshRenewsCuts: the refreshes of names under one cut come due together, when the cut expires
 // (their answers live no longer than it). The first renews the cut names, one query each, rather than
 // probing its own candidates; the next finds them renewed and asks only its name, where a refresh used
 // to ask every candidate of every name again.
@@ -400,10 +411,10 @@ func TestRefreshRenewsCuts(t *testing.T) {
 	}
 	h.clock.Advance(4600 * time.Millisecond) // the last tenth of the testdata zone's 5 s negative TTL
 	for _, name := range []string{"www.example.com", "alias.example.com"} {
-		before := h.srv.Stats().Prefetches
-		h.ask(t, "udp", name, dns.TypeA) // from the cache, and a refresh in the background
-		timetest.WaitFor(t, func() bool { return h.srv.Stats().Prefetches > before && h.inflight() == 0 })
+		h.ask(t, "udp", name, dns.TypeA) // from the cache, and a refresh due at its expiry
 	}
+	h.clock.Advance(400 * time.Millisecond) // the expiry of the answers, and of the cuts
+	timetest.WaitFor(t, func() bool { return h.srv.Stats().Prefetches == 2 && h.inflight() == 0 })
 	tests := []struct {
 		name string
 		want int

@@ -233,7 +233,7 @@ func (s *Server) lookupFor(q question, force, paired bool, cl *udpClient) (h han
 		switch st {
 		case cache.Fresh, cache.Prefetch:
 			if st == cache.Prefetch {
-				s.refresh(q)
+				s.refreshAt(e, refreshJob{view: cache.ViewUpstream, q: q})
 			}
 			if !paired && s.pairs.takeRead(e) {
 				s.pairRead()
@@ -309,7 +309,8 @@ func answered(m *dns.Msg) bool {
 	return m != nil && (m.Rcode == dns.RcodeSuccess || m.Rcode == dns.RcodeNameError)
 }
 
-// refresh re-fetches an entry in the background (prefetch), once: the flight table collapses repeats.
+// refresh re-fetches an entry in the background (a prefetch come due), once: the flight table collapses
+// repeats.
 func (s *Server) refresh(q question) {
 	s.stats.prefetches.Add(1)
 	s.lookup(q, true)

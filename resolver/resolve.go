@@ -61,7 +61,7 @@ func (s *Server) searchHandle(q *query, name string) (h handle, ok bool) {
 	switch st {
 	case cache.Fresh, cache.Prefetch:
 		if st == cache.Prefetch {
-			s.prefetch(q)
+			s.prefetch(q, e)
 		}
 		return handle{hit: e}, true
 	case cache.Stale:
@@ -133,29 +133,30 @@ func (s *Server) derived(d *derivation, res result) result {
 
 // walkFunc is the search walk for q, to run as a flight.
 func (s *Server) walkFunc(q *query, name string, force bool) walkFn {
-	qname := nameString(q.qname)
-	qtype, qclass, do, cd := q.qtype, q.qclass, q.do, q.cd
+	return s.walkFn(walkQuestion{qname: nameString(q.qname), name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}, force)
+}
+
+// walkFn is walkFunc for a question already taken from the client's packet.
+func (s *Server) walkFn(wq walkQuestion, force bool) walkFn {
 	return func(ctx context.Context) (*dns.Msg, error) {
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		defer cancel()
-		return s.walk(ctx, walkQuestion{qname: qname, name: name, qtype: qtype, qclass: qclass, do: do, cd: cd}, force)
+		return s.walk(ctx, wq, force)
 	}
 }
 
-// prefetch refreshes q's answer in the background: the client was answered from the cache in the last
-// tenth of the entry's TTL, so a popular name does not expire while clients keep asking for it.
-func (s *Server) prefetch(q *query) {
+// prefetch schedules the refresh of q's answer, e, which a client was answered from in the last tenth
+// of its TTL: at e's expiry (refreshAt), so that a popular name does not miss while clients keep
+// asking for it.
+func (s *Server) prefetch(q *query, e *cache.Entry) {
 	name := lowerName(q.qname)
 	if s.view(q) == cache.ViewUpstream {
-		s.refresh(question{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd})
+		s.refreshAt(e, refreshJob{view: cache.ViewUpstream, q: question{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}})
 		return
 	}
-	key, err := keyFor(name, q.qtype, q.qclass, q.do, q.cd, cache.ViewSearch)
-	if err != nil {
-		return
-	}
-	s.stats.prefetches.Add(1)
-	s.flight(key, question{}, s.walkFunc(q, name, true), false, nil)
+	s.refreshAt(e, refreshJob{view: cache.ViewSearch, wq: walkQuestion{
+		qname: nameString(q.qname), name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd,
+	}})
 }
 
 // filteredAAAA is the local NODATA for PODNS_AAAA=filter, with an SOA so that clients cache it

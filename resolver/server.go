@@ -102,7 +102,8 @@ type Server struct {
 	stats  stats
 	pairs  pairGauge // whether direct lookups pair A with AAAA
 
-	flights flightTable
+	flights   flightTable
+	refreshes refresher // hot entries' refreshes, each due at its entry's expiry
 
 	// bg owns background work (search walks run as calls, cut probes); Shutdown cancels it last, then
 	// waits for bgWG. background starts such work, under bgMu, until bgStopped.
@@ -172,6 +173,7 @@ func New(cfg Config, up Upstream, c *cache.Cache, log zerolog.Logger) (*Server, 
 		tcpConns: make(map[net.Conn]struct{}),
 	}
 	s.flights.calls = make(map[string]*call)
+	s.refreshes.kick = make(chan struct{}, 1)
 	s.pairs.seed = maphash.MakeSeed()
 	return s, nil
 }

@@ -328,9 +328,10 @@ func (w *walker) count(h handle) {
 
 // underCut reports whether candidate c is known empty from a cut: its own NXDOMAIN, for any type, or
 // its cut name's (cutName), and for how long the cut lasts (seconds). A refresh (force) trusts a cut
-// only outside the last tenth of its TTL; renew reports a cut name's cut in that tenth, which the walk
-// asks again (probeCut) instead of the candidate: the one query renews it for every name under it, and
-// the refreshes of those names, which come due together, find it renewed.
+// only outside the last tenth of its TTL; renew reports a cut name's cut in that tenth, or expired less
+// than a tenth ago, which the walk asks again (probeCut) instead of the candidate: the one query renews
+// it for every name under it, and the refreshes of those names, which come due together when the cut
+// expires (their answers live no longer than it; refreshAt), find it renewed.
 func (w *walker) underCut(c, cut string) (ttl uint32, ok, renew bool) {
 	ttl, ok, renew = w.cutTTL(c, cut)
 	if ok {
@@ -349,12 +350,12 @@ func (s *Server) cutTTL(c, cut string, qclass uint16, force bool) (ttl uint32, o
 	if cut == "" {
 		return 0, false, false
 	}
-	ttl, due, ok := s.cutAt(c, qclass)
-	if !ok && cut != c {
-		ttl, due, ok = s.cutAt(cut, qclass)
-		renew = ok && due && force
+	ttl, due, ok := s.cutAt(c, qclass, force)
+	if !ok && !due && cut != c {
+		ttl, due, ok = s.cutAt(cut, qclass, force)
+		renew = due && force
 	}
-	if ok && due && force {
+	if due && force {
 		return 0, false, renew
 	}
 	return ttl, ok, false
@@ -429,17 +430,26 @@ func (w *walker) probeCut(ctx context.Context, cut string) (uint32, bool) {
 // errCutProbe ends the flight of a cut probe (learnCut), which has no reply of its own.
 var errCutProbe = errors.New("cut probe")
 
-// cutAt reports whether a fresh cut is stored at name, for how many more whole seconds, and whether
-// it is in the last tenth of its TTL (due).
-func (s *Server) cutAt(name string, qclass uint16) (ttl uint32, due, ok bool) {
+// cutAt reports whether a fresh cut is stored at name (ok), for how many more seconds, and whether it
+// is in the last tenth of its TTL (due); for a refresh, due also when it expired less than a tenth of
+// its TTL (or a second) ago. The seconds are rounded up, as a DNS cache counts what is left of a TTL
+// (CoreDNS: the TTL less the whole seconds gone): the answers a cut decides then expire with it, not up
+// to a second before it, and their refresh (refreshAt) finds it just expired, to renew.
+func (s *Server) cutAt(name string, qclass uint16, refresh bool) (ttl uint32, due, ok bool) {
 	var wire [maxNameWire]byte
 	n, err := dns.PackDomainName(name, wire[:], 0, nil, false)
 	if err != nil {
 		return 0, false, false
 	}
 	var kb [maxNameWire + 16]byte
-	left, lifetime, ok := s.cache.Cut(cache.AppendCutKey(kb[:0], wire[:n], qclass))
-	return uint32(left / time.Second), 10*left < lifetime, ok
+	left, lifetime, stored := s.cache.CutLeft(cache.AppendCutKey(kb[:0], wire[:n], qclass))
+	switch {
+	case !stored:
+		return 0, false, false
+	case left > 0:
+		return uint32((left + time.Second - 1) / time.Second), 10*left < lifetime, true
+	}
+	return 0, refresh && -left < max(lifetime/10, time.Second), false
 }
 
 // cutKeyFor builds the cache key of a cut at a presentation-form name.

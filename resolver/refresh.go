@@ -1,0 +1,134 @@
+package resolver
+
+import (
+	"sync"
+	"time"
+
+	"github.com/podns/podns/cache"
+)
+
+// refreshPoll bounds each sleep of the refresh loop, so that a clock that jumps (a test's) is seen
+// within it; the loop runs only while refreshes are due, at most once a poll in the wait.
+const refreshPoll = time.Second
+
+// A hot entry (a client asked for it in the last tenth of its TTL) is refreshed when it expires, not
+// when that client asked. The cluster DNS is a cache itself (CoreDNS's cache plugin, in every
+// kube-dns): asked before its own copy expires, it answers that copy with what is left of the same
+// TTL, so an early refresh buys a few seconds, and the next one, a few seconds later, buys less. Our
+// entry expires no earlier than the cluster DNS's copy (its TTL counts whole seconds, rounded down,
+// and our entry's lifetime starts when its answer arrived), so a refresh at our expiry finds that copy
+// gone and brings back the whole TTL: one query per TTL for each hot name, where the early refresh
+// made two or three. A client that asks in the round trip the refresh takes joins it (the flight
+// table), with the expired entry to fall back on (Config.StaleWait).
+
+// refreshJob is a refresh due when its entry expires: a direct lookup's (q), or a search walk's (walk).
+type refreshJob struct {
+	due  time.Time
+	view byte // cache.ViewUpstream: a lookup of q; cache.ViewSearch: a walk of wq
+	q    question
+	wq   walkQuestion
+}
+
+// refresher holds the refreshes not yet due. Its loop runs on a background goroutine while any are,
+// and stops when none is left, so a quiet pod has no goroutine for it.
+type refresher struct {
+	mu      sync.Mutex
+	jobs    []refreshJob // unordered: a pod has few hot names expiring at once
+	running bool
+	kick    chan struct{} // a job earlier than the loop's wake-up was added
+}
+
+// refreshAt schedules a refresh of the hot entry e, due at its expiry.
+func (s *Server) refreshAt(e *cache.Entry, job refreshJob) {
+	now := s.now()
+	job.due = now.Add(e.TTL(now))
+	r := &s.refreshes
+	r.mu.Lock()
+	r.jobs = append(r.jobs, job)
+	start := !r.running
+	r.running = true
+	r.mu.Unlock()
+	if !start {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if !s.background(s.refreshLoop) {
+		r.mu.Lock()
+		r.running, r.jobs = false, nil // shutting down: nothing is refreshed any more
+		r.mu.Unlock()
+	}
+}
+
+// refreshLoop runs the refreshes as they come due, until none is left or the server shuts down.
+func (s *Server) refreshLoop() {
+	r := &s.refreshes
+	timer := time.NewTimer(refreshPoll)
+	defer timer.Stop()
+	var due []refreshJob
+	for {
+		now := s.now()
+		next := time.Duration(-1)
+		r.mu.Lock()
+		kept := r.jobs[:0]
+		for _, j := range r.jobs {
+			if wait := j.due.Sub(now); wait > 0 {
+				kept = append(kept, j)
+				if next < 0 || wait < next {
+					next = wait
+				}
+			} else {
+				due = append(due, j)
+			}
+		}
+		clear(r.jobs[len(kept):])
+		r.jobs = kept
+		if len(due) == 0 && len(kept) == 0 {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		for i, j := range due {
+			s.runRefresh(j)
+			due[i] = refreshJob{}
+		}
+		due = due[:0]
+		if next < 0 {
+			continue // every job ran; the next round stops the loop unless more came
+		}
+		timer.Reset(min(next, refreshPoll))
+		select {
+		case <-timer.C:
+		case <-r.kick: // the next Reset discards a pending fire (Go 1.23 timers)
+		case <-s.bg.Done():
+			return
+		}
+	}
+}
+
+// runRefresh starts job's refresh, unless a client's lookup refreshed the entry first (it expired, and
+// the client came before the loop did): the flight table joins one still under way.
+func (s *Server) runRefresh(j refreshJob) {
+	var key []byte
+	var err error
+	if j.view == cache.ViewUpstream {
+		key, err = keyFor(j.q.name, j.q.qtype, j.q.qclass, j.q.do, j.q.cd, cache.ViewUpstream)
+	} else {
+		key, err = keyFor(j.wq.name, j.wq.qtype, j.wq.qclass, j.wq.do, j.wq.cd, cache.ViewSearch)
+	}
+	if err != nil {
+		return
+	}
+	if left, _ := s.cache.Left(key); left > 0 {
+		return
+	}
+	if j.view == cache.ViewUpstream {
+		s.refresh(j.q)
+		return
+	}
+	s.stats.prefetches.Add(1)
+	s.flight(key, question{}, s.walkFn(j.wq, true), false, nil)
+}

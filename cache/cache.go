@@ -106,14 +106,20 @@ func (c *Cache) GetAt(key []byte, now time.Time) (*Entry, State) {
 // Left reports how long the entry under key stays fresh (0 once it expired), and whether one is stored.
 // It counts neither a hit nor a miss and does not touch the entry: a refresh asks it, not a client.
 func (c *Cache) Left(key []byte) (time.Duration, bool) {
-	s := c.shardFor(key)
-	s.mu.RLock()
-	n := s.items[string(key)]
-	s.mu.RUnlock()
+	n := c.peek(key)
 	if n == nil {
 		return 0, false
 	}
 	return n.TTL(c.cfg.now()), true
+}
+
+// peek returns the node stored under key, or nil, counting nothing.
+func (c *Cache) peek(key []byte) *node {
+	s := c.shardFor(key)
+	s.mu.RLock()
+	n := s.items[string(key)]
+	s.mu.RUnlock()
+	return n
 }
 
 // Set stores the reply m under key, a key AppendKey made for m's question, by the package's rules. It

@@ -49,18 +49,11 @@ func (c *Cache) SetCut(key []byte, e *Entry) error {
 // does not allocate, and counts neither a hit nor a miss: the resolver asks it of every search
 // candidate.
 func (c *Cache) Cut(key []byte) (ttl, lifetime time.Duration, ok bool) {
-	s := c.shardFor(key)
-	s.mu.RLock()
-	n := s.items[string(key)]
-	s.mu.RUnlock()
-	if n == nil {
+	left, lifetime, ok := c.CutLeft(key)
+	if !ok || left <= 0 {
 		return 0, 0, false
 	}
-	if ttl = n.TTL(c.cfg.now()); ttl <= 0 {
-		return 0, 0, false
-	}
-	n.touch()
-	return ttl, n.lifetime, true
+	return left, lifetime, true
 }
 
 // CutLeft is Cut for a refresh deciding whether to renew a cut: it also reports a cut past its TTL
@@ -68,10 +61,7 @@ func (c *Cache) Cut(key []byte) (ttl, lifetime time.Duration, ok bool) {
 // names under it; a refresh that comes due when it expires renews it rather than walk the candidates it
 // covered. A fresh cut is touched, as Cut touches it.
 func (c *Cache) CutLeft(key []byte) (left, lifetime time.Duration, ok bool) {
-	s := c.shardFor(key)
-	s.mu.RLock()
-	n := s.items[string(key)]
-	s.mu.RUnlock()
+	n := c.peek(key)
 	if n == nil {
 		return 0, 0, false
 	}

@@ -103,14 +103,14 @@ func (c *Cache) GetAt(key []byte, now time.Time) (*Entry, State) {
 	return nil, Miss
 }
 
-// Left reports how long the entry under key stays fresh (0 once it expired), and whether one is stored.
-// It counts neither a hit nor a miss and does not touch the entry: a refresh asks it, not a client.
-func (c *Cache) Left(key []byte) (time.Duration, bool) {
+// Peek returns the entry stored under key and how long it stays fresh (0 once it expired), or nil. It
+// counts neither a hit nor a miss and does not touch the entry: a refresh asks it, not a client.
+func (c *Cache) Peek(key []byte) (*Entry, time.Duration) {
 	n := c.peek(key)
 	if n == nil {
-		return 0, false
+		return nil, 0
 	}
-	return n.TTL(c.cfg.now()), true
+	return &n.Entry, n.TTL(c.cfg.now())
 }
 
 // peek returns the node stored under key, or nil, counting nothing.

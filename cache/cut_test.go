@@ -61,8 +61,8 @@ func TestCut(t *testing.T) {
 			if left, lifetime, ok := c.CutLeft(key); !ok || left != -300*time.Millisecond || lifetime != tt.want {
 				t.Errorf("CutLeft 300 ms after the end got %v %v %v, want -300ms %v true", left, lifetime, ok, tt.want)
 			}
-			if left, ok := c.Left(keyOf(t, m)); !ok || left != 0 {
-				t.Errorf("Left of the expired NXDOMAIN got %v %v, want 0 true", left, ok)
+			if e, left := c.Peek(keyOf(t, m)); e == nil || e.Kind() != NXDomain || left != 0 {
+				t.Errorf("Peek of the expired NXDOMAIN got %v %v, want it, with 0 left", e, left)
 			}
 			if _, st := c.Get(key); st != Miss {
 				t.Errorf("Get of an expired cut got %v, want miss", st)

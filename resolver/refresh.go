@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"container/heap"
 	"sync"
 	"time"
 
@@ -8,7 +9,7 @@ import (
 )
 
 // refreshPoll bounds each sleep of the refresh loop, so that a clock that jumps (a test's) is seen
-// within it; the loop runs only while refreshes are due, at most once a poll in the wait.
+// within it; the loop runs only while refreshes are pending.
 const refreshPoll = time.Second
 
 // A hot entry (a client asked for it in the last tenth of its TTL) is refreshed when it expires, not
@@ -33,9 +34,24 @@ type refreshJob struct {
 // and stops when none is left, so a quiet pod has no goroutine for it.
 type refresher struct {
 	mu      sync.Mutex
-	jobs    []refreshJob // unordered: a pod has few hot names expiring at once
+	jobs    jobHeap // earliest due first
 	running bool
 	kick    chan struct{} // a job earlier than the loop's wake-up was added
+}
+
+// jobHeap orders refreshes by when they are due (container/heap).
+type jobHeap []refreshJob
+
+func (h jobHeap) Len() int           { return len(h) }
+func (h jobHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h jobHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *jobHeap) Push(x any)        { *h = append(*h, x.(refreshJob)) }
+func (h *jobHeap) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = refreshJob{}
+	*h = old[:len(old)-1]
+	return j
 }
 
 // refreshAt schedules a refresh of the hot entry e, due at its expiry.
@@ -44,7 +60,7 @@ func (s *Server) refreshAt(e *cache.Entry, job refreshJob) {
 	job.due = now.Add(e.TTL(now))
 	r := &s.refreshes
 	r.mu.Lock()
-	r.jobs = append(r.jobs, job)
+	heap.Push(&r.jobs, job)
 	start := !r.running
 	r.running = true
 	r.mu.Unlock()
@@ -70,22 +86,15 @@ func (s *Server) refreshLoop() {
 	var due []refreshJob
 	for {
 		now := s.now()
-		next := time.Duration(-1)
 		r.mu.Lock()
-		kept := r.jobs[:0]
-		for _, j := range r.jobs {
-			if wait := j.due.Sub(now); wait > 0 {
-				kept = append(kept, j)
-				if next < 0 || wait < next {
-					next = wait
-				}
-			} else {
-				due = append(due, j)
-			}
+		for len(r.jobs) > 0 && !r.jobs[0].due.After(now) {
+			due = append(due, heap.Pop(&r.jobs).(refreshJob))
 		}
-		clear(r.jobs[len(kept):])
-		r.jobs = kept
-		if len(due) == 0 && len(kept) == 0 {
+		next := time.Duration(-1)
+		if len(r.jobs) > 0 {
+			next = r.jobs[0].due.Sub(now)
+		}
+		if len(due) == 0 && next < 0 {
 			r.running = false
 			r.mu.Unlock()
 			return
@@ -122,7 +131,7 @@ func (s *Server) runRefresh(j refreshJob) {
 	if err != nil {
 		return
 	}
-	if left, _ := s.cache.Left(key); left > 0 {
+	if _, left := s.cache.Peek(key); left > 0 {
 		return
 	}
 	if j.view == cache.ViewUpstream {

@@ -443,13 +443,25 @@ func (s *Server) cutAt(name string, qclass uint16, refresh bool) (ttl uint32, du
 	}
 	var kb [maxNameWire + 16]byte
 	left, lifetime, stored := s.cache.CutLeft(cache.AppendCutKey(kb[:0], wire[:n], qclass))
-	switch {
-	case !stored:
+	if !stored {
 		return 0, false, false
-	case left > 0:
-		return uint32((left + time.Second - 1) / time.Second), 10*left < lifetime, true
 	}
-	return 0, refresh && -left < max(lifetime/10, time.Second), false
+	due = 10*left < lifetime
+	if left <= 0 {
+		due = refresh && -left < max(lifetime/10, time.Second)
+	}
+	if due && refresh {
+		// Another refresh may have renewed it a moment ago: its answer is in the cache (under the cut
+		// name's A, as probeCut asks it) before its walk stores the cut again. Then it is renewed.
+		e, renewed := s.cache.Peek(cache.AppendKey(kb[:0], wire[:n], dns.TypeA, qclass, false, false, cache.ViewUpstream))
+		if e != nil && e.Kind() == cache.NXDomain && 10*renewed >= lifetime {
+			left, due = renewed, false
+		}
+	}
+	if left <= 0 {
+		return 0, due, false
+	}
+	return uint32((left + time.Second - 1) / time.Second), due, true
 }
 
 // cutKeyFor builds the cache key of a cut at a presentation-form name.

@@ -166,6 +166,26 @@ func TestPrefetch(t *testing.T) {
 	}
 }
 
+// TestPrefetchDoneByClient: a client that asks after the expiry, before the refresh loop comes round,
+// refreshes the entry itself; the loop then finds it fresh and asks nothing more.
+func TestPrefetchDoneByClient(t *testing.T) {
+	const name, fqdn = "graylog.apps.svc.cluster.local", "graylog.apps.svc.cluster.local"
+	h := newHarness(t)
+	h.ask(t, "udp", name, dns.TypeA)
+	h.clock.Advance(28 * time.Second)
+	h.ask(t, "udp", name, dns.TypeA) // the last tenth: a refresh due at 30 s
+	h.clock.Advance(3 * time.Second)
+	if r := h.ask(t, "udp", name, dns.TypeA); len(r.Answer) == 0 {
+		t.Fatalf("got no answer after the expiry")
+	}
+	// The loop sleeps at most refreshPoll, on the real clock, before it sees the fake one moved.
+	time.Sleep(refreshPoll + 100*time.Millisecond)
+	timetest.WaitFor(t, func() bool { return h.inflight() == 0 })
+	if got := h.up.Asked(fqdn, dns.TypeA); got != 2 {
+		t.Errorf("upstream queries got %d, want 2: the first lookup and the client's refresh", got)
+	}
+}
+
 func TestAAAAFilter(t *testing.T) {
 	h := newHarness(t, func(c *Config, _ *cache.Config) { c.AAAAFilter = true })
 	for _, name := range []string{"dual", "www.example.com", "dual.apps.svc.cluster.local"} {

@@ -111,6 +111,15 @@ func answeredEntry(e *cache.Entry) bool {
 // the pair gauge, and a client that joins a paired call counts as its reader. cl, when set, is a UDP
 // client the call answers when it ends.
 func (s *Server) flight(key []byte, q question, fn walkFn, paired bool, cl *udpClient) (c *call, started bool) {
+	c, started, _ = s.flightFor(key, q, fn, paired, cl, false)
+	return c, started
+}
+
+// flightFor is flight for an asker that found no fresh entry under key (recheck): when no call is in
+// flight, the cache is looked at again under the table's lock, and a fresh entry there is returned as
+// hit, with no call. settle stores a reply before it takes its call out of the table, so an asker that
+// missed the cache just before a call settled finds the reply rather than asking again.
+func (s *Server) flightFor(key []byte, q question, fn walkFn, paired bool, cl *udpClient, recheck bool) (c *call, started bool, hit *cache.Entry) {
 	t := &s.flights
 	t.mu.Lock()
 	if c = t.calls[string(key)]; c != nil {
@@ -124,7 +133,13 @@ func (s *Server) flight(key []byte, q question, fn walkFn, paired bool, cl *udpC
 			s.pairRead()
 		}
 		s.stats.coalesced.Add(1)
-		return c, false
+		return c, false, nil
+	}
+	if recheck {
+		if e, left := s.cache.Peek(key); e != nil && left > 0 {
+			t.mu.Unlock()
+			return nil, false, e
+		}
 	}
 	c = &call{done: make(chan struct{}), srv: s, key: key, name: string(key), q: q, fn: fn, unread: paired}
 	if cl != nil {
@@ -141,12 +156,12 @@ func (s *Server) flight(key []byte, q question, fn walkFn, paired bool, cl *udpC
 			c.err = errShuttingDown
 			s.settle(c)
 		}
-		return c, true
+		return c, true, nil
 	}
 	s.stats.cacheMisses.Add(1)
 	s.stats.upstreamQueries.Add(1)
 	s.up.Queue(upstreamQuery(q), c)
-	return c, true
+	return c, true, nil
 }
 
 // background runs f on a goroutine that Shutdown waits for; false once Shutdown waits (f does not run).
@@ -249,7 +264,10 @@ func (s *Server) lookupFor(q question, force, paired bool, cl *udpClient) (h han
 	if paired && !s.pairs.want() {
 		return handle{} // the gauge is asked only when a paired fetch would go upstream
 	}
-	h.call, h.started = s.flight(key, q, nil, paired, cl)
+	var hit *cache.Entry
+	if h.call, h.started, hit = s.flightFor(key, q, nil, paired, cl, !force); hit != nil {
+		return handle{hit: hit} // answered while this lookup looked
+	}
 	return h
 }
 

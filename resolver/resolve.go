@@ -76,7 +76,10 @@ func (s *Server) searchHandle(q *query, name string) (h handle, ok bool) {
 			return h, true
 		}
 	}
-	h.call, h.started = s.flight(key, question{}, s.walkFunc(q, name, st == cache.Stale), false, nil)
+	var hit *cache.Entry
+	if h.call, h.started, hit = s.flightFor(key, question{}, s.walkFunc(q, name, st == cache.Stale), false, nil, true); hit != nil {
+		return handle{hit: hit}, true // composed while this lookup looked
+	}
 	return h, true
 }
 

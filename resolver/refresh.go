@@ -113,6 +113,9 @@ func (s *Server) refreshLoop() {
 		case <-timer.C:
 		case <-r.kick: // the next Reset discards a pending fire (Go 1.23 timers)
 		case <-s.bg.Done():
+			r.mu.Lock()
+			r.running, r.jobs = false, nil // shutting down: nothing is refreshed any more
+			r.mu.Unlock()
 			return
 		}
 	}

@@ -129,6 +129,9 @@ func (e *Entry) TTL(now time.Time) time.Duration {
 	return max(e.lifetime-now.Sub(e.stored), 0)
 }
 
+// Lifetime returns how long the entry was fresh for when stored.
+func (e *Entry) Lifetime() time.Duration { return e.lifetime }
+
 // Size returns the bytes the entry is charged against Config.MaxBytes, not counting its key.
 func (e *Entry) Size() int { return cap(e.buf) + entryOverhead }
 

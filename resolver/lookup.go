@@ -243,7 +243,16 @@ func (s *Server) lookupFor(q question, force, paired bool, cl *udpClient) (h han
 		}
 		return handle{call: doneCall(nil, err)}
 	}
-	if !force {
+	if force {
+		// A refresh asks again what is about to expire (the last tenth of its TTL) or has, and takes
+		// the rest from the cache: a candidate whose answer outlives the search answer it fed, or one
+		// another refresh stored a moment ago (the refreshes of names that share candidates or cuts
+		// come due together, and the refresh loop runs them one after the other). Asked again, the
+		// cluster DNS would answer the same.
+		if e, left := s.cache.Peek(key); e != nil && 10*left > e.Lifetime() {
+			return handle{hit: e}
+		}
+	} else {
 		e, st := s.cache.Get(key)
 		switch st {
 		case cache.Fresh, cache.Prefetch:
@@ -329,10 +338,11 @@ func answered(m *dns.Msg) bool {
 
 // refresh re-fetches an entry in the background (a prefetch come due), once: the flight table collapses
 // repeats.
-func (s *Server) refresh(q question) {
+func (s *Server) refresh(q question) *call {
 	s.stats.prefetches.Add(1)
-	s.lookup(q, true)
+	h := s.lookup(q, true)
 	s.flushQueued()
+	return h.call
 }
 
 // takeWire keeps the upstream's reply (or error) for c: stored as it came when the cache takes it so

@@ -8,9 +8,17 @@ import (
 	"github.com/podns/podns/cache"
 )
 
-// refreshPoll bounds each sleep of the refresh loop, so that a clock that jumps (a test's) is seen
-// within it; the loop runs only while refreshes are pending.
-const refreshPoll = time.Second
+const (
+	// refreshPoll bounds each sleep of the refresh loop, so that a clock that jumps (a test's) is seen
+	// within it; the loop runs only while refreshes are pending.
+	refreshPoll = time.Second
+	// refreshOneAfter: the loop starts the refreshes that come due together one after the other, each
+	// once the one before is answered or has taken this long. The names a pod first looked up
+	// together expire together; asked at once they would open a connection each at CoreDNS, which
+	// answers a connection's queries one at a time, and leave as many conntrack entries behind. An
+	// in-cluster answer takes well under a millisecond.
+	refreshOneAfter = 20 * time.Millisecond
+)
 
 // A hot entry (a client asked for it in the last tenth of its TTL) is refreshed when it expires, not
 // when that client asked. The cluster DNS is a cache itself (CoreDNS's cache plugin, in every
@@ -83,6 +91,8 @@ func (s *Server) refreshLoop() {
 	r := &s.refreshes
 	timer := time.NewTimer(refreshPoll)
 	defer timer.Stop()
+	one := time.NewTimer(refreshOneAfter)
+	defer one.Stop()
 	var due []refreshJob
 	for {
 		now := s.now()
@@ -101,7 +111,14 @@ func (s *Server) refreshLoop() {
 		}
 		r.mu.Unlock()
 		for i, j := range due {
-			s.runRefresh(j)
+			if c := s.runRefresh(j); c != nil && i < len(due)-1 {
+				one.Reset(refreshOneAfter)
+				select {
+				case <-c.done:
+				case <-one.C:
+				case <-s.bg.Done():
+				}
+			}
 			due[i] = refreshJob{}
 		}
 		due = due[:0]
@@ -122,8 +139,9 @@ func (s *Server) refreshLoop() {
 }
 
 // runRefresh starts job's refresh, unless a client's lookup refreshed the entry first (it expired, and
-// the client came before the loop did): the flight table joins one still under way.
-func (s *Server) runRefresh(j refreshJob) {
+// the client came before the loop did): the flight table joins one still under way. It returns the
+// refresh's call, nil when none was needed.
+func (s *Server) runRefresh(j refreshJob) *call {
 	var key []byte
 	var err error
 	if j.view == cache.ViewUpstream {
@@ -132,15 +150,15 @@ func (s *Server) runRefresh(j refreshJob) {
 		key, err = keyFor(j.wq.name, j.wq.qtype, j.wq.qclass, j.wq.do, j.wq.cd, cache.ViewSearch)
 	}
 	if err != nil {
-		return
+		return nil
 	}
 	if _, left := s.cache.Peek(key); left > 0 {
-		return
+		return nil
 	}
 	if j.view == cache.ViewUpstream {
-		s.refresh(j.q)
-		return
+		return s.refresh(j.q)
 	}
 	s.stats.prefetches.Add(1)
-	s.flight(key, question{}, s.walkFn(j.wq, true), false, nil)
+	c, _ := s.flight(key, question{}, s.walkFn(j.wq, true), false, nil)
+	return c
 }

@@ -80,9 +80,7 @@ func (s *Server) refreshAt(e *cache.Entry, job refreshJob) {
 		return
 	}
 	if !s.background(s.refreshLoop) {
-		r.mu.Lock()
-		r.running, r.jobs = false, nil // shutting down: nothing is refreshed any more
-		r.mu.Unlock()
+		s.stopRefreshes()
 	}
 }
 
@@ -96,46 +94,54 @@ func (s *Server) refreshLoop() {
 	var due []refreshJob
 	for {
 		now := s.now()
+		var next time.Duration
 		r.mu.Lock()
 		for len(r.jobs) > 0 && !r.jobs[0].due.After(now) {
 			due = append(due, heap.Pop(&r.jobs).(refreshJob))
 		}
-		next := time.Duration(-1)
-		if len(r.jobs) > 0 {
+		if len(due) == 0 {
+			if len(r.jobs) == 0 {
+				r.running = false
+				r.mu.Unlock()
+				return
+			}
 			next = r.jobs[0].due.Sub(now)
 		}
-		if len(due) == 0 && next < 0 {
-			r.running = false
-			r.mu.Unlock()
-			return
-		}
 		r.mu.Unlock()
-		for i, j := range due {
-			if c := s.runRefresh(j); c != nil && i < len(due)-1 {
-				one.Reset(refreshOneAfter)
-				select {
-				case <-c.done:
-				case <-one.C:
-				case <-s.bg.Done():
+		if len(due) > 0 {
+			for i, j := range due {
+				if c := s.runRefresh(j); c != nil && i < len(due)-1 {
+					one.Reset(refreshOneAfter)
+					select {
+					case <-c.done:
+					case <-one.C:
+					case <-s.bg.Done():
+						s.stopRefreshes()
+						return
+					}
 				}
+				due[i] = refreshJob{}
 			}
-			due[i] = refreshJob{}
-		}
-		due = due[:0]
-		if next < 0 {
-			continue // every job ran; the next round stops the loop unless more came
+			due = due[:0]
+			continue // the clock moved while they ran: look again
 		}
 		timer.Reset(min(next, refreshPoll))
 		select {
 		case <-timer.C:
 		case <-r.kick: // the next Reset discards a pending fire (Go 1.23 timers)
 		case <-s.bg.Done():
-			r.mu.Lock()
-			r.running, r.jobs = false, nil // shutting down: nothing is refreshed any more
-			r.mu.Unlock()
+			s.stopRefreshes()
 			return
 		}
 	}
+}
+
+// stopRefreshes drops the refreshes not yet started: the server is shutting down.
+func (s *Server) stopRefreshes() {
+	r := &s.refreshes
+	r.mu.Lock()
+	r.running, r.jobs = false, nil
+	r.mu.Unlock()
 }
 
 // runRefresh starts job's refresh, unless a client's lookup refreshed the entry first (it expired, and

@@ -58,7 +58,7 @@ func TestNoWaitBehindSlowAnswers(t *testing.T) {
 	c := newTestClient(t, Config{Servers: []string{fs.addr}, HedgeAfter: time.Second})
 	p := c.pools[0]
 	for range 200 {
-		p.observe(20 * time.Millisecond) // busyAfter 80 ms: a wait for the flowing connection would show
+		p.observe(50 * time.Millisecond) // busyAfter 200 ms: a wait for the flowing connection would show
 	}
 	busy := p.busyAfter()
 	slow1, slow2, fast := newReceiver(), newReceiver(), newReceiver()

@@ -48,9 +48,8 @@
 //     connections a burst opened go idle and close), else to a dial in
 //     progress with nothing queued; else it waits in line for a connection
 //     whose query went out, or whose dial began, less than busyAfter ago (it
-//     will likely come free before a new dial would answer), unless another
-//     connection is held by a slow answer (the awaited one may be slow too),
-//     and dials when none comes free by then; else to a new connection (dialing costs one
+//     will likely come free before a new dial would answer), and dials when
+//     none comes free by then; else to a new connection (dialing costs one
 //     round trip, a queue behind a slow answer up to its full time), up to
 //     MaxConnsPerServer (64). Past that bound it waits in the pool's line
 //     for the first connection to come free, within its deadline, rather than

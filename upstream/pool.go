@@ -139,16 +139,12 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 	case k.fresh != nil && k.fresh.load.Load() == 0:
 		return k.fresh, false
 	}
-	if !reorders && k.flowing > p.waiters.n && k.blocked == nil {
+	if !reorders && k.flowing > p.waiters.n {
 		// A connection whose query went out less than busyAfter ago, or whose dial began that
 		// recently with a query queued, will likely come free before a new one would be dialed
 		// (a handshake costs about what an answer does): waiting for it spares the cluster DNS a
 		// connection per burst (a pod's first lookups, a TTL wave), opened and idle-closed again.
 		// If its answer turns out slow, the wake at busyAfter makes the call pick again, and dial.
-		// Not while some connection is held by a slow answer: the server is giving them (a
-		// forward to the outside), the flowing connection's may be one too, and a wait for it
-		// would cost busyAfter and the dial after it (in bench/upstream's slow scenario, the
-		// 1.25% of fast queries that waited, 3.6 ms on average, made their p99).
 		p.wait(cl, kind, now)
 		p.wakeAfter(busy)
 		return nil, true

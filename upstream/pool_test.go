@@ -45,52 +45,6 @@ func TestQueuedQueryThatWaited(t *testing.T) {
 	}
 }
 
-// TestNoWaitBehindSlowAnswers: while a connection is held by a slow answer, a query that finds no
-// connection free dials one rather than wait for a connection whose query went out just now (that
-// answer may be slow too: the wait would cost busyAfter and then the dial).
-func TestNoWaitBehindSlowAnswers(t *testing.T) {
-	fs := startFake(t, script{serial: true, delay: func(n int64) time.Duration {
-		if n <= 2 {
-			return 300 * time.Millisecond // the first two queries: forwards to the outside
-		}
-		return 0
-	}})
-	c := newTestClient(t, Config{Servers: []string{fs.addr}, HedgeAfter: time.Second})
-	p := c.pools[0]
-	for range 200 {
-		p.observe(50 * time.Millisecond) // busyAfter 200 ms: a wait for the flowing connection would show
-	}
-	busy := p.busyAfter()
-	slow1, slow2, fast := newReceiver(), newReceiver(), newReceiver()
-	c.ExchangeAsync(query("slow1.test.", dns.TypeA), slow1)
-	timetest.WaitFor(t, func() bool { return fs.queries.Load() == 1 })
-	time.Sleep(busy + 10*time.Millisecond)                  // its connection is now held by a slow answer
-	c.ExchangeAsync(query("slow2.test.", dns.TypeA), slow2) // a connection of its own, just written
-	timetest.WaitFor(t, func() bool { return fs.queries.Load() == 2 })
-	start := time.Now()
-	c.ExchangeAsync(query("fast.test.", dns.TypeA), fast)
-	select {
-	case got := <-fast.ch:
-		if got.err != nil {
-			t.Fatalf("got %v, want an answer", got.err)
-		}
-	case <-time.After(time.Second):
-		t.Fatal("no answer within 1s")
-	}
-	took := time.Since(start)
-	if got := c.Stats().Waits; got != 0 {
-		t.Errorf("got %d queries that waited for a connection, want 0 (one could be dialed)", got)
-	}
-	if took >= busy {
-		t.Errorf("got the fast query answered after %v, want before busyAfter (%v)", took, busy)
-	}
-	for _, r := range []*receiver{slow1, slow2} {
-		if got := <-r.ch; got.err != nil {
-			t.Errorf("got %v for a slow query, want its answer", got.err)
-		}
-	}
-}
-
 // TestCloseWaitsForEveryReceive: Close returns only once every call in flight was told, timers and
 // waits included; nothing is told after.
 func TestCloseWaitsForEveryReceive(t *testing.T) {

@@ -48,12 +48,21 @@ func releaseBinaryPages() (int, error) {
 // readOnlyMappingOf parses one line of /proc/self/maps ("start-end perms offset dev inode path") and
 // says whether it maps the file exe readable and not writable.
 func readOnlyMappingOf(line, exe string) (start, end uintptr, ok bool) {
-	f := strings.Fields(line)
-	if len(f) < 6 || len(f[1]) < 2 || f[1][0] != 'r' || f[1][1] != '-' {
+	var f [5]string
+	rest := line
+	for i := range f {
+		rest = strings.TrimLeft(rest, " ")
+		var found bool
+		if f[i], rest, found = strings.Cut(rest, " "); !found || f[i] == "" {
+			return 0, 0, false
+		}
+	}
+	if len(f[1]) < 2 || f[1][0] != 'r' || f[1][1] != '-' {
 		return 0, 0, false
 	}
-	// A path may hold spaces; the kernel appends " (deleted)" once the file is replaced.
-	if path := strings.Join(f[5:], " "); path != exe && path != exe+" (deleted)" {
+	// The path is the rest of the line after the padding, spaces and all (the kernel writes it as it
+	// is, and appends " (deleted)" once the file is replaced).
+	if path := strings.TrimLeft(rest, " "); path != exe && path != exe+" (deleted)" {
 		return 0, 0, false
 	}
 	lo, hi, found := strings.Cut(f[0], "-")

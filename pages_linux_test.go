@@ -35,8 +35,13 @@ func TestReadOnlyMappingOf(t *testing.T) {
 			}
 		})
 	}
-	if _, _, ok := readOnlyMappingOf("7f00000000-7f00001000 r--p 00000000 fe:00 12   /my podns", "/my podns"); !ok {
-		t.Errorf("a path with a space: not matched")
+	for _, path := range []string{"/my podns", "/my  podns", "/my podns "} {
+		if _, _, ok := readOnlyMappingOf("7f00000000-7f00001000 r--p 00000000 fe:00 12   "+path, path); !ok {
+			t.Errorf("a path with spaces, %q: not matched", path)
+		}
+	}
+	if _, _, ok := readOnlyMappingOf("7f00000000-7f00001000 r--p 00000000 fe:00 12   /my  podns", "/my podns"); ok {
+		t.Errorf("a path with two spaces matched the one with one")
 	}
 }
 

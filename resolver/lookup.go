@@ -337,10 +337,13 @@ func answered(m *dns.Msg) bool {
 }
 
 // refresh re-fetches an entry in the background (a prefetch come due), once: the flight table collapses
-// repeats.
+// repeats, and lookup's forced fetch skips an entry another lookup refreshed first.
 func (s *Server) refresh(q question) *call {
-	s.stats.prefetches.Add(1)
 	h := s.lookup(q, true)
+	if h.call == nil {
+		return nil
+	}
+	s.stats.prefetches.Add(1)
 	s.flushQueued()
 	return h.call
 }

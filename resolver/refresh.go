@@ -146,23 +146,18 @@ func (s *Server) stopRefreshes() {
 
 // runRefresh starts job's refresh, unless a client's lookup refreshed the entry first (it expired, and
 // the client came before the loop did): the flight table joins one still under way. It returns the
-// refresh's call, nil when none was needed.
+// refresh's call, nil when none was needed. A name asked as it is goes through lookup, whose forced
+// fetch skips an entry that is not in its last tenth; a search answer is checked here.
 func (s *Server) runRefresh(j refreshJob) *call {
-	var key []byte
-	var err error
 	if j.view == cache.ViewUpstream {
-		key, err = keyFor(j.q.name, j.q.qtype, j.q.qclass, j.q.do, j.q.cd, cache.ViewUpstream)
-	} else {
-		key, err = keyFor(j.wq.name, j.wq.qtype, j.wq.qclass, j.wq.do, j.wq.cd, cache.ViewSearch)
+		return s.refresh(j.q)
 	}
+	key, err := keyFor(j.wq.name, j.wq.qtype, j.wq.qclass, j.wq.do, j.wq.cd, cache.ViewSearch)
 	if err != nil {
 		return nil
 	}
 	if _, left := s.cache.Peek(key); left > 0 {
 		return nil
-	}
-	if j.view == cache.ViewUpstream {
-		return s.refresh(j.q)
 	}
 	s.stats.prefetches.Add(1)
 	c, _ := s.flight(key, question{}, s.walkFn(j.wq, true), false, nil)

@@ -68,7 +68,8 @@ func (s *Server) searchHandle(q *query, name string) (h handle, ok bool) {
 		h.stale = e
 	}
 	if h.stale == nil {
-		if d := s.searchDirect(key, name, q.qclass); d != nil {
+		if d := s.searchDirect(name, q.qclass); d != nil {
+			d.key = key
 			h, sent := s.lookupDirect(question{name: name, qtype: q.qtype, qclass: q.qclass, do: q.do, cd: q.cd}, nil)
 			s.flushQueued()
 			d.count(s, sent)
@@ -95,8 +96,8 @@ type derivation struct {
 // given: the name comes last among its candidates (fewer dots than ndots), and every candidate before
 // it is known empty from a cut, as the walk would trust it (walker.underCut, outside a refresh). Then
 // the walk's answer is the name's own, and its lookup is the direct one, with none of the walk's work.
-// nil otherwise. key is the question's cache key; the derivation owns it.
-func (s *Server) searchDirect(key []byte, name string, qclass uint16) *derivation {
+// nil otherwise. The caller sets the derivation's key (the question's, which the derivation owns).
+func (s *Server) searchDirect(name string, qclass uint16) *derivation {
 	var buf [8]string
 	cands := s.search.candidates(buf[:0], name)
 	if len(cands) < 2 || cands[len(cands)-1] != name {
@@ -110,7 +111,7 @@ func (s *Server) searchDirect(key []byte, name string, qclass uint16) *derivatio
 		}
 		clamp = min(clamp, ttl)
 	}
-	return &derivation{key: key, clamp: clamp, cands: len(cands)}
+	return &derivation{clamp: clamp, cands: len(cands)}
 }
 
 // count counts the lookup as the walk it replaces: sent queries upstream, where ClusterFirst would

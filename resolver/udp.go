@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"bytes"
 	"runtime"
 
 	"github.com/miekg/dns"
@@ -134,16 +135,17 @@ func (s *Server) startMiss(u *udpSocket, q *query, pkt []byte, from *peer) bool 
 	name := lowerName(q.qname)
 	var d *derivation
 	if s.view(q) != cache.ViewUpstream {
-		key, err := keyFor(name, q.qtype, q.qclass, q.do, q.cd, cache.ViewSearch)
-		if err != nil {
-			return false
-		}
+		// The key is built where it costs nothing: most searched misses walk, on the worker path,
+		// which builds its own; a direct one's derivation keeps a copy.
+		var keyBuf [maxNameWire + 16]byte
+		key := cache.AppendKey(keyBuf[:0], q.qname, q.qtype, q.qclass, q.do, q.cd, cache.ViewSearch)
 		if _, st := s.cache.Get(key); st != cache.Miss {
 			return false // a stale answer to fall back on, or one cached since the reader looked
 		}
-		if d = s.searchDirect(key, name, q.qclass); d == nil {
+		if d = s.searchDirect(name, q.qclass); d == nil {
 			return false
 		}
+		d.key = bytes.Clone(key)
 	}
 	if !s.acquire() {
 		return false // the worker path answers SERVFAIL and counts it

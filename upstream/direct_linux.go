@@ -72,3 +72,16 @@ func (d *directFD) unacked() bool {
 	})
 	return n > 0
 }
+
+// unread reports whether bytes the server sent wait in the socket's receive queue (SIOCINQ): an
+// answer that arrived while the connection's reader was not running, as when podns itself is short
+// of CPU. Called by the pool only when it would otherwise dial.
+func (d *directFD) unread() bool {
+	n := 0
+	_ = d.rc.Control(func(fd uintptr) {
+		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil {
+			n = v
+		}
+	})
+	return n > 0
+}

@@ -49,7 +49,9 @@
 //     progress with nothing queued; else it waits in line for a connection
 //     whose query went out, or whose dial began, less than busyAfter ago (it
 //     will likely come free before a new dial would answer), and dials when
-//     none comes free by then; else to a new connection (dialing costs one
+//     none comes free by then (one whose answer waits unread in its socket,
+//     podns short of CPU, counts as coming free: Linux, SIOCINQ;
+//     TestNoDialForUnreadAnswer); else to a new connection (dialing costs one
 //     round trip, a queue behind a slow answer up to its full time), up to
 //     MaxConnsPerServer (64). Past that bound it waits in the pool's line
 //     for the first connection to come free, within its deadline, rather than

@@ -139,6 +139,14 @@ func (p *pool) pick(cl *call, kind uint8, now int64) (cn *conn, waiting bool) {
 	case k.fresh != nil && k.fresh.load.Load() == 0:
 		return k.fresh, false
 	}
+	if !reorders && k.flowing <= p.waiters.n && k.blocked != nil {
+		// A connection silent for busyAfter may only look so: when podns itself is short of CPU (a
+		// sidecar with a small CPU request on a busy node), its answer waits in the socket for a
+		// reader that has not run, and the timers that brought this call here ran late alike. It
+		// comes free once the reader runs; a dial would be one more connection at the cluster DNS,
+		// and no sooner.
+		k.flowing += p.unreadAnswers(cl, now, limit, busy, p.waiters.n+1-k.flowing)
+	}
 	if !reorders && k.flowing > p.waiters.n {
 		// A connection whose query went out less than busyAfter ago, or whose dial began that
 		// recently with a query queued, will likely come free before a new one would be dialed
@@ -289,6 +297,31 @@ func (p *pool) scan(cl *call, now int64, limit int32, busy time.Duration, reorde
 		}
 	}
 	return k
+}
+
+// unreadAnswers counts, up to want, the connections cl may take that look blocked (silent for
+// busyAfter, less than HedgeAfter) while bytes from the server wait unread in their sockets. A system
+// call each, so pick asks only when it would otherwise dial. Called with mu held.
+func (p *pool) unreadAnswers(cl *call, now int64, limit int32, busy time.Duration, want int) int {
+	n := 0
+	maxIn := int32(p.c.cfg.MaxInFlight)
+	for _, cn := range p.conns {
+		if n >= want {
+			break
+		}
+		// stReady first: direct is set before a connection becomes ready.
+		if cn.state.Load() != stReady || limit > 0 && cn.accepted.Load() >= limit || cn.direct == nil {
+			continue
+		}
+		if load := cn.load.Load(); load == 0 || load >= maxIn || cl.tried(cn) || !cn.blocked(now, busy) ||
+			now-cn.headSent.Load() >= int64(p.c.cfg.HedgeAfter) {
+			continue
+		}
+		if cn.direct.unread() {
+			n++
+		}
+	}
+	return n
 }
 
 // canDial: fewer than MaxConnsPerServer connections dialing or ready, and

@@ -59,7 +59,45 @@ func (w *e2eWorld) startKnot() *proctest.Proc {
 		}
 		return nil
 	})
+	w.forwardPort = e2eKnotPort
+	if d := os.Getenv("PODNS_E2E_FORWARD_DELAY"); d != "" {
+		w.startForwardDelay(d)
+	}
 	return p
+}
+
+// e2eDelayPort is where dnsdist listens when PODNS_E2E_FORWARD_DELAY puts it between kube-dns and Knot.
+const e2eDelayPort = 5301
+
+// startForwardDelay puts dnsdist between kube-dns and Knot, holding each answer for delay (a Go
+// duration, whole milliseconds): kube-dns's forwards to the outside then take what they take in a
+// real cluster, instead of Knot's fraction of a millisecond on loopback. dnsdist delays only answers
+// over UDP, so kube-dns then forwards over UDP (prefer_udp) what podns asks over TCP. For
+// measurements by hand (TestE2EWalkCost's round trips); CI leaves it unset.
+func (w *e2eWorld) startForwardDelay(delay string) {
+	w.t.Helper()
+	d, err := time.ParseDuration(delay)
+	if err != nil || d < time.Millisecond {
+		w.t.Fatalf("PODNS_E2E_FORWARD_DELAY=%q: want a duration of 1ms or more", delay)
+	}
+	if _, err := exec.LookPath("dnsdist"); err != nil {
+		w.t.Fatalf("PODNS_E2E_FORWARD_DELAY needs dnsdist (Debian package dnsdist): %v", err)
+	}
+	conf := filepath.Join(w.dir, "dnsdist.conf")
+	w.writeFile(conf, fmt.Sprintf(`setSecurityPollSuffix("") -- no status query to the machine's resolver
+setLocal("127.0.0.1:%d")
+newServer({address="127.0.0.1:%d"})
+addAction(AllRule(), DelayAction(%d))
+`, e2eDelayPort, e2eKnotPort, d.Milliseconds()))
+	p := w.start("dnsdist", w.dns, []string{"PATH=" + os.Getenv("PATH")},
+		"dnsdist", "--supervised", "--disable-syslog", "-C", conf)
+	w.waitFor(p, e2eStartTimeout, func() error {
+		_, err := w.output(w.dns, "dig", "@127.0.0.1", "-p", strconv.Itoa(e2eDelayPort),
+			"+tries=1", "+time=1", "+short", "example.com.", "SOA")
+		return err
+	})
+	w.forwardPort = e2eDelayPort
+	w.t.Logf("kube-dns forwards through dnsdist, each answer held %v", d)
 }
 
 // startCoreDNS runs kube-dns: CoreDNS 1.15.0 with kubeadm's Corefile (testdata/e2e/Corefile.tmpl),
@@ -72,10 +110,11 @@ func (w *e2eWorld) startCoreDNS(cluster *kubetest.Cluster) *proctest.Proc {
 	w.writeFile(conf, w.render("Corefile.tmpl", struct {
 		Listen                             []string
 		HealthPort, ReadyPort, MetricsPort int
-		KnotPort                           int
+		ForwardPort                        int
+		PreferUDP                          bool
 		Kubeconfig, Context                string
 	}{[]string{w.cf.server, w.podns.server}, e2eHealthPort, e2eReadyPort, e2eMetricsPort,
-		e2eKnotPort, cluster.Kubeconfig, kubetest.Context}))
+		w.forwardPort, w.forwardPort != e2eKnotPort, cluster.Kubeconfig, kubetest.Context}))
 
 	p := w.start("coredns", w.dns, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir}, bin, "-conf", conf)
 	w.waitFor(p, e2eStartTimeout, func() error {

@@ -54,6 +54,9 @@ type e2eWorld struct {
 	dns      string          // the kube-dns namespace
 	cf       *e2ePod         // the pod with ClusterFirst's resolv.conf
 	podns    *e2ePod         // the pod with podns as its resolver
+	// forwardPort is where kube-dns forwards the rest (on its loopback): Knot's, or dnsdist's in front
+	// of it (PODNS_E2E_FORWARD_DELAY). Set by startKnot.
+	forwardPort int
 }
 
 // newE2EWorld creates the namespaces, links, routes, nftables rules and resolv.conf files. It skips the

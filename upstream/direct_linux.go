@@ -63,23 +63,18 @@ func (d *directFD) write(b []byte) (n int, err error) {
 // (SIOCOUTQ: bytes in the send queue, sent and not acknowledged, or not sent at all): a server gone
 // silent behind a ClusterIP acknowledges nothing, a slow one acknowledges the query long before it
 // answers. Called by the janitor, never on a query's path.
-func (d *directFD) unacked() bool {
-	n := 0
-	_ = d.rc.Control(func(fd uintptr) {
-		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
-			n = v
-		}
-	})
-	return n > 0
-}
+func (d *directFD) unacked() bool { return d.queued(unix.SIOCOUTQ) }
 
 // unread reports whether bytes the server sent wait in the socket's receive queue (SIOCINQ): an
 // answer that arrived while the connection's reader was not running, as when podns itself is short
 // of CPU. Called by the pool only when it would otherwise dial.
-func (d *directFD) unread() bool {
+func (d *directFD) unread() bool { return d.queued(unix.SIOCINQ) }
+
+// queued reports whether the socket's queue that req (SIOCOUTQ, SIOCINQ) measures holds bytes.
+func (d *directFD) queued(req uint) bool {
 	n := 0
 	_ = d.rc.Control(func(fd uintptr) {
-		if v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil {
+		if v, err := unix.IoctlGetInt(int(fd), req); err == nil {
 			n = v
 		}
 	})

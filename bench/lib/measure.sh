@@ -26,6 +26,19 @@ machine_busy() {
 	awk '/^cpu /{print $2 + $3 + $4; exit}' /proc/stat
 }
 
+# core_ticks N: "busy total" ticks of CPU N since boot. Busy counts irq and softirq too (the network
+# stack's work for a process is mostly softirq, on the core that process runs on); idle and iowait are
+# the rest of total.
+core_ticks() {
+	awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# core_pct "BUSY0 TOTAL0" "BUSY1 TOTAL1": how busy a core was between two core_ticks readings, in %.
+core_pct() {
+	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ")
+		t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
+}
+
 # child_ticks: set CHILD_TICKS to the CPU ticks of this shell's reaped children so far (bash's times
 # builtin), i.e. dnsperf's CPU once it has exited. Called directly, never in $(...) or a pipe: a
 # subshell is a new process, whose children's times start at zero.
@@ -71,17 +84,19 @@ percentiles() {
 # run_dnsperf SERVER PHASE ADDR PORT DNSPERF_ARGS...: run dnsperf on the client core against a server
 # and set, for the caller: P_SENT P_DONE P_LOST P_OK (NOERROR answers) P_RUNTIME P_SERVER_TICKS
 # P_WALL (s) P_OTHER (cores used by everything but the server, the upstream and dnsperf), P_RCODES
-# ("NOERROR n NXDOMAIN n SERVFAIL n other n lost n"), P_SERVFAIL, P_UP_TICKS (the upstream's CPU)
-# and P_OUT (the file).
+# ("NOERROR n NXDOMAIN n SERVFAIL n other n lost n"), P_SERVFAIL, P_UP_TICKS (the upstream's CPU),
+# P_DNSPERF_TICKS, P_CLIENT_CORE and P_SERVER_CORE (% busy of each core over the run) and P_OUT (the
+# file).
 run_dnsperf() {
 	local server=$1 phase=$2 addr=$3 port=$4
 	shift 4
 	local pid=${PIDS[$server]} knot=${PIDS[upstream]}
 	P_OUT="$RAW/$server.$phase.dnsperf"
 	alive "$server"
-	local s0 k0 b0 c0 w0 s1 k1 b1 c1 w1
+	local s0 k0 b0 c0 w0 s1 k1 b1 c1 w1 cc0 sc0
 	child_ticks
 	s0=$(ticks "$pid") k0=$(ticks "$knot") b0=$(machine_busy) c0=$CHILD_TICKS w0=$(date +%s%N)
+	cc0=$(core_ticks "$CLIENT_CPU") sc0=$(core_ticks "$SERVER_CPU")
 	taskset -c "$CLIENT_CPU" dnsperf -s "$addr" -p "$port" "$@" >"$P_OUT" 2>&1 || {
 		echo "bench: dnsperf failed for $server ($phase):" >&2
 		tail -5 "$P_OUT" >&2
@@ -89,6 +104,8 @@ run_dnsperf() {
 	}
 	child_ticks
 	s1=$(ticks "$pid") k1=$(ticks "$knot") b1=$(machine_busy) c1=$CHILD_TICKS w1=$(date +%s%N)
+	P_CLIENT_CORE=$(core_pct "$cc0" "$(core_ticks "$CLIENT_CPU")")
+	P_SERVER_CORE=$(core_pct "$sc0" "$(core_ticks "$SERVER_CPU")")
 	alive "$server"
 	P_SENT=$(dnsperf_stat "$P_OUT" sent)
 	P_DONE=$(dnsperf_stat "$P_OUT" completed)
@@ -97,13 +114,13 @@ run_dnsperf() {
 	P_RUNTIME=$(dnsperf_stat "$P_OUT" runtime)
 	P_RCODES=$(dnsperf_rcodes "$P_OUT")
 	P_SERVFAIL=$(awk '{ print $6 }' <<<"$P_RCODES")
-	P_SERVER_TICKS=$((s1 - s0)) P_UP_TICKS=$((k1 - k0))
+	P_SERVER_TICKS=$((s1 - s0)) P_UP_TICKS=$((k1 - k0)) P_DNSPERF_TICKS=$((c1 - c0))
 	P_WALL=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 	P_OTHER=$(awk -v b=$((b1 - b0)) -v own=$((s1 - s0 + k1 - k0 + c1 - c0)) -v hz="$HZ" -v w="$P_WALL" \
 		'BEGIN { o = (b - own) / hz / w; printf "%.2f", o < 0 ? 0 : o }')
-	printf '%s\t%s\tsent=%s completed=%s lost=%s noerror=%s runtime=%s server_ticks=%s upstream_ticks=%s wall=%s other_cores=%s load=%s rcodes=%s\n' \
+	printf '%s\t%s\tsent=%s completed=%s lost=%s noerror=%s runtime=%s server_ticks=%s upstream_ticks=%s dnsperf_ticks=%s wall=%s other_cores=%s client_core=%s server_core=%s load=%s rcodes=%s\n' \
 		"$server" "$phase" "$P_SENT" "$P_DONE" "$P_LOST" "$P_OK" "$P_RUNTIME" "$P_SERVER_TICKS" "$P_UP_TICKS" \
-		"$P_WALL" "$P_OTHER" "$(cut -d' ' -f1 /proc/loadavg)" "${P_RCODES// /,}" >>"$RAW/phases.tsv"
+		"$P_DNSPERF_TICKS" "$P_WALL" "$P_OTHER" "$P_CLIENT_CORE" "$P_SERVER_CORE" "$(cut -d' ' -f1 /proc/loadavg)" "${P_RCODES// /,}" >>"$RAW/phases.tsv"
 	add_rcodes "$server" "$P_RCODES"
 	OTHER_MAX=$(awk -v a="$OTHER_MAX" -v b="$P_OTHER" 'BEGIN { print (b > a ? b : a) }')
 	if ((P_OK == 0)); then

@@ -32,6 +32,7 @@ type summary struct {
 	Slow     int      `json:"slow"` // over 1 s
 	Queries  int      `json:"queries"`
 	Resent   int      `json:"resent"`
+	Distinct int      `json:"distinct"` // names looked up at least once
 	P50us    float64  `json:"p50_us"`
 	P99us    float64  `json:"p99_us"`
 	MaxUs    float64  `json:"max_us"`
@@ -59,10 +60,11 @@ func main() {
 	w := &walker{server: *server, search: list, ndots: *ndots, timeout: *timeout, attempts: *attempts}
 
 	var (
-		mu  sync.Mutex
-		sum summary
-		lat []float64
-		wg  sync.WaitGroup
+		mu   sync.Mutex
+		sum  summary
+		lat  []float64
+		seen = make(map[string]bool)
+		wg   sync.WaitGroup
 	)
 	interval := time.Duration(float64(time.Second) / *rate)
 	// A random phase, so the pods of a fleet do not all ask in the same instant.
@@ -81,6 +83,10 @@ func main() {
 			mu.Lock()
 			defer mu.Unlock()
 			sum.Lookups++
+			if !seen[name] {
+				seen[name] = true
+				sum.Distinct++
+			}
 			sum.Queries += q
 			sum.Resent += resent
 			if !ok {

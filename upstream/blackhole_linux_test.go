@@ -24,8 +24,8 @@ import (
 )
 
 // The black-hole test's world: a network namespace of its own, two CoreDNS "pods" on addresses that
-// exist only there, and a ClusterIP that nftables DNATs to either at random per connection, as
-// kube-proxy does. Nothing in it has a route out.
+// exist only there, and a ClusterIP that nftables DNATs to each in turn per connection, as kube-proxy's
+// IPVS mode does (its default scheduler is round robin). Nothing in it has a route out.
 const (
 	bhClusterIP = "10.96.0.10"
 	bhPodA      = "10.244.9.1" // the pod that goes silent
@@ -140,10 +140,13 @@ func newBlackholeNetns(t *testing.T) *blackholeNetns {
 	// a pod's, and the black hole would swallow them all.
 	run(append(in, "addr", "add", bhClient+"/32", "dev", "lo")...)
 	run(append(in, "route", "add", "10.96.0.0/12", "dev", "lo", "src", bhClient)...)
+	// Round robin, not iptables mode's random pick: with a random pick, the connections open before the
+	// black hole all reach the other pod in one run in 2^n (n connections), and the test then has
+	// nothing to prove. In turn, the first connection reaches pod A.
 	ns.nft(t, fmt.Sprintf(`table ip kubeproxy {
 	chain out {
 		type nat hook output priority -100; policy accept;
-		ip daddr %s tcp dport 53 dnat to numgen random mod 2 map { 0 : %s, 1 : %s }
+		ip daddr %s tcp dport 53 dnat to numgen inc mod 2 map { 0 : %s, 1 : %s }
 	}
 }`, bhClusterIP, bhPodA, bhPodB))
 	fd, err := unix.Open(filepath.Join("/run/netns", ns.name), unix.O_RDONLY|unix.O_CLOEXEC, 0)

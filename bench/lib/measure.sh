@@ -243,12 +243,20 @@ phase_max() {
 	local server=$1 prefix=$2 addr=$3 port=$4 file=$5
 	shift 5
 	run_dnsperf "$server" "${prefix}_max" "$addr" "$port" -d "$file" -l "$DURATION" "$@"
-	put "$server" "${prefix}_max_qps" "$(awk -v ok="$P_OK" -v t="$P_RUNTIME" 'BEGIN { printf "%.0f", ok / t }')" \
-		"$(join_notes "$(loss_note)" "$(other_note)")"
-	# Over dnsperf's run time, not the wall time around it: after its last query dnsperf waits up to
-	# its timeout (-t) for lost replies, while the server has nothing to do.
-	put "$server" "${prefix}_max_core" \
-		"$(awk -v n="$P_SERVER_TICKS" -v hz="$HZ" -v t="$P_RUNTIME" 'BEGIN { printf "%.0f", 100 * n / hz / t }')"
+	put "$server" "${prefix}_max_qps" "$(answers_per_s)" "$(join_notes "$(loss_note)" "$(other_note)")"
+	put "$server" "${prefix}_max_core" "$(run_share "$P_SERVER_TICKS")"
+}
+
+# answers_per_s: NOERROR answers a second over the last run_dnsperf's run time.
+answers_per_s() {
+	awk -v ok="$P_OK" -v t="$P_RUNTIME" 'BEGIN { printf "%.0f", ok / t }'
+}
+
+# run_share TICKS: a process's CPU TICKS as a % of one core over the last run_dnsperf's run time, not
+# the wall time around it: after its last query dnsperf waits up to its timeout (-t) for lost replies,
+# while the servers have nothing to do.
+run_share() {
+	awk -v n="$1" -v hz="$HZ" -v t="$P_RUNTIME" 'BEGIN { printf "%.0f", 100 * n / hz / t }'
 }
 
 # phase_rate SERVER PREFIX ADDR PORT FILE RATE DNSPERF_ARGS...: at a fixed rate, the server's CPU per
